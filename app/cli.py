@@ -1,0 +1,127 @@
+"""The `shopgraph` command: serve, migrate, seed, export-schema.
+
+Every command exits non-zero with one clear line on stderr when input or configuration is bad.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.settings import Settings, SettingsError, load_settings
+
+cli = typer.Typer(
+    name="shopgraph",
+    help="shopgraph: a GraphQL API server for online shops.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+SCHEMA_PATH = Path("schema.graphql")
+
+
+class CommandError(Exception):
+    """A command cannot go on; the message is the one line the user sees."""
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as error:
+        raise CommandError(str(error)) from None
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port.", min=1, max=65535)] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.", min=1, max=64)] = None,
+) -> None:
+    """Serve GraphQL (and GraphiQL in development) over HTTP."""
+    import uvicorn
+
+    from app.platform.checks import check_ready
+
+    settings = _settings(host=host, port=port, workers=workers)
+    asyncio.run(check_ready(settings))
+    uvicorn.run(
+        "app.asgi:app",
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+@cli.command()
+def migrate() -> None:
+    """Upgrade the database schema to the newest migration."""
+    from app.platform.checks import run_migrations
+
+    settings = _settings()
+    run_migrations(settings)
+    typer.echo("database is at the newest migration")
+
+
+@cli.command()
+def seed(
+    products: Annotated[int, typer.Option(help="How many demo products.", min=0, max=1_000_000)] = 500,
+    random_seed: Annotated[int, typer.Option(help="Seed of the generator; same seed, same shop.")] = 42,
+) -> None:
+    """Add a deterministic demo catalog (idempotent: only what is missing is added)."""
+    from app.platform.checks import check_ready
+    from app.services.seed import seed_catalog
+
+    settings = _settings()
+
+    async def run() -> None:
+        db = await check_ready(settings)
+        started = time.perf_counter()
+        try:
+            async with db.engine.begin() as connection:
+                report = await seed_catalog(
+                    connection, products=products, random_seed=random_seed, currency=settings.currency
+                )
+        finally:
+            await db.dispose()
+        typer.echo(
+            f"seeded {report.products} products, {report.variants} variants, {report.images} images, "
+            f"{report.reviews} reviews, {report.categories} categories, {report.customers} customers "
+            f"in {time.perf_counter() - started:.1f}s"
+        )
+
+    asyncio.run(run())
+
+
+@cli.command("export-schema")
+def export_schema(
+    path: Annotated[Path, typer.Argument(help="Where to write the SDL.")] = SCHEMA_PATH,
+) -> None:
+    """Write the GraphQL schema (SDL) to a file."""
+    from app.schema import build_schema
+
+    sdl = build_schema().as_str() + "\n"
+    try:
+        path.write_text(sdl, encoding="utf-8")
+    except OSError as error:
+        raise CommandError(f"cannot write {path}: {error.strerror}") from None
+    typer.echo(f"wrote {path}")
+
+
+def main() -> None:
+    """Entry point of the `shopgraph` console script."""
+    from app.platform.checks import NotReady
+
+    try:
+        cli()
+    except (CommandError, NotReady) as error:
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(2)

@@ -1,0 +1,127 @@
+"""Database engines, session factory and SQL statement counting.
+
+Two engines share one URL: `engine` for units of work (services open their own
+transaction), and `read_engine` in AUTOCOMMIT mode for loader batches, so a plain
+read is one round trip instead of BEGIN / SELECT / ROLLBACK.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.settings import Settings
+
+
+@dataclass
+class StatementCounter:
+    """Counts the SQL statements run while it is active (for debug output and tests)."""
+
+    count: int = 0
+    statements: list[str] = field(default_factory=list)
+    keep_text: bool = False
+
+
+_active_counter: contextvars.ContextVar[StatementCounter | None] = contextvars.ContextVar(
+    "shopgraph_statement_counter", default=None
+)
+
+
+@contextmanager
+def count_statements(*, keep_text: bool = False) -> Iterator[StatementCounter]:
+    """Count the SQL statements issued by this task and the tasks it starts."""
+    counter = StatementCounter(keep_text=keep_text)
+    token = _active_counter.set(counter)
+    try:
+        yield counter
+    finally:
+        _active_counter.reset(token)
+
+
+def _on_statement(
+    conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> None:
+    counter = _active_counter.get()
+    if counter is not None:
+        counter.count += 1
+        if counter.keep_text:
+            counter.statements.append(statement)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    # Foreign keys are off by default in SQLite; WAL lets readers run beside a writer.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _make_engine(settings: Settings, *, autocommit: bool) -> AsyncEngine:
+    options: dict[str, Any] = {}
+    if autocommit:
+        options["isolation_level"] = "AUTOCOMMIT"
+    if settings.is_sqlite:
+        options["connect_args"] = {"timeout": 5}
+    else:
+        options["pool_size"] = settings.db_pool_size
+        options["max_overflow"] = settings.db_pool_size
+        options["pool_pre_ping"] = False
+    engine = create_async_engine(settings.database_url, **options)
+    event.listen(engine.sync_engine, "before_cursor_execute", _on_statement)
+    if settings.is_sqlite:
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+@dataclass
+class Database:
+    """The engines and session factory built once per process, in the lifespan."""
+
+    engine: AsyncEngine
+    read_engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        """Build engines for the configured URL (no connection is opened yet)."""
+        engine = _make_engine(settings, autocommit=False)
+        read_engine = _make_engine(settings, autocommit=True)
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        return cls(engine=engine, read_engine=read_engine, sessions=sessions)
+
+    def read(self) -> _ReadConnection:
+        """A short AUTOCOMMIT connection for one batch of plain reads."""
+        return _ReadConnection(self.read_engine)
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+        await self.read_engine.dispose()
+
+
+class _ReadConnection:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+
+    async def __aenter__(self) -> AsyncConnection:
+        self._connection = await self._engine.connect()
+        return self._connection
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._connection is not None
+        await self._connection.close()

@@ -1,0 +1,94 @@
+"""The per-request registry of loaders: each loader is made on first use and lives one request."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from app.db import Database
+from app.loaders.catalog import (
+    CategoriesByParentIdLoader,
+    CategoryByIdLoader,
+    CategoryBySlugLoader,
+    ImagesByProductIdLoader,
+    ProductByIdLoader,
+    ProductBySlugLoader,
+    ReviewByIdLoader,
+    ReviewPagesByProductIdLoader,
+    UserNameByIdLoader,
+    VariantByIdLoader,
+    VariantsByProductIdLoader,
+)
+from app.loaders.products import ProductCountLoader, ProductPagesLoader
+
+
+class Loaders:
+    """Typed access to every loader; unpublished products are visible only to staff."""
+
+    def __init__(self, db: Database, *, include_unpublished: bool = False) -> None:
+        self._db = db
+        self._include_unpublished = include_unpublished
+
+    @cached_property
+    def category_by_id(self) -> CategoryByIdLoader:
+        """Categories by id."""
+        return CategoryByIdLoader(self._db)
+
+    @cached_property
+    def category_by_slug(self) -> CategoryBySlugLoader:
+        """Categories by slug."""
+        return CategoryBySlugLoader(self._db)
+
+    @cached_property
+    def categories_by_parent_id(self) -> CategoriesByParentIdLoader:
+        """Child categories by parent id (None: the roots)."""
+        return CategoriesByParentIdLoader(self._db)
+
+    @cached_property
+    def product_by_id(self) -> ProductByIdLoader:
+        """Visible products by id."""
+        return ProductByIdLoader(self._db, include_unpublished=self._include_unpublished)
+
+    @cached_property
+    def product_by_slug(self) -> ProductBySlugLoader:
+        """Visible products by slug."""
+        return ProductBySlugLoader(self._db, include_unpublished=self._include_unpublished)
+
+    @cached_property
+    def product_pages(self) -> ProductPagesLoader:
+        """Pages of product listings."""
+        return ProductPagesLoader(self._db, include_unpublished=self._include_unpublished)
+
+    @cached_property
+    def product_count(self) -> ProductCountLoader:
+        """Sizes of product listings."""
+        return ProductCountLoader(self._db, include_unpublished=self._include_unpublished)
+
+    @cached_property
+    def variants_by_product_id(self) -> VariantsByProductIdLoader:
+        """Variants of each product."""
+        return VariantsByProductIdLoader(self._db)
+
+    @cached_property
+    def variant_by_id(self) -> VariantByIdLoader:
+        """Variants of visible products by id."""
+        return VariantByIdLoader(self._db, include_unpublished=self._include_unpublished)
+
+    @cached_property
+    def images_by_product_id(self) -> ImagesByProductIdLoader:
+        """Images of each product."""
+        return ImagesByProductIdLoader(self._db)
+
+    @cached_property
+    def review_by_id(self) -> ReviewByIdLoader:
+        """Reviews of visible products by id."""
+        return ReviewByIdLoader(self._db, include_unpublished=self._include_unpublished)
+
+    @cached_property
+    def review_pages_by_product_id(self) -> ReviewPagesByProductIdLoader:
+        """Pages of each product's reviews."""
+        return ReviewPagesByProductIdLoader(self._db)
+
+    @cached_property
+    def user_name_by_id(self) -> UserNameByIdLoader:
+        """Public names of users."""
+        return UserNameByIdLoader(self._db)

@@ -1,0 +1,59 @@
+"""The base of every loader: one short read connection per batch, results in key order."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from aiodataloader import DataLoader
+from sqlalchemy import Row, Select, Table
+
+from app.db import Database
+from app.models import Base
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table behind a model (loaders read with Core, not the ORM)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+class BatchLoader(DataLoader[K, V]):
+    """A DataLoader that reads through `db`; subclasses implement `load_batch`."""
+
+    def __init__(self, db: Database, *, include_unpublished: bool = False) -> None:
+        super().__init__()
+        self.db = db
+        self.include_unpublished = include_unpublished
+
+    async def batch_load_fn(self, keys: list[K]) -> list[V]:
+        """Called by DataLoader with the keys gathered in one tick."""
+        return await self.load_batch(keys)
+
+    async def load_batch(self, keys: list[K]) -> list[V]:
+        """Fetch values for `keys`, in the same order."""
+        raise NotImplementedError
+
+    async def fetch(self, stmt: Select[Any]) -> Sequence[Row[Any]]:
+        """Run one read statement on its own short AUTOCOMMIT connection."""
+        async with self.db.read() as connection:
+            result = await connection.execute(stmt)
+            return result.all()
+
+
+def by_key(rows: Iterable[Row[Any]], keys: list[K], column: str) -> list[Row[Any] | None]:
+    """Rows matched to keys by a unique column; None where absent."""
+    found = {getattr(row, column): row for row in rows}
+    return [found.get(key) for key in keys]
+
+
+def grouped_by_key(rows: Iterable[Row[Any]], keys: list[K], column: str) -> list[list[Row[Any]]]:
+    """Rows grouped under each key by a non-unique column; [] where absent."""
+    groups: dict[Any, list[Row[Any]]] = {key: [] for key in keys}
+    for row in rows:
+        groups[getattr(row, column)].append(row)
+    return [groups[key] for key in keys]

@@ -1,0 +1,158 @@
+"""Loaders for catalog relations and by-id/slug lookups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row, Select, func, select, true
+
+from app.loaders.base import BatchLoader, by_key, grouped_by_key, table_of
+from app.loaders.paging import KeysetOrder, Page, group_pages, partitioned_page_select, to_page
+from app.models import Category, Product, ProductImage, ProductVariant, Review, User
+from app.platform.pagination import PageRequest
+
+categories = table_of(Category)
+products = table_of(Product)
+variants = table_of(ProductVariant)
+images = table_of(ProductImage)
+reviews = table_of(Review)
+users = table_of(User)
+
+REVIEW_SORT = "reviews:newest"
+REVIEW_ORDER = KeysetOrder(key=reviews.c.created_at, id_column=reviews.c.id, descending=True)
+
+OptionalRow = Row[Any] | None
+
+
+class CategoryByIdLoader(BatchLoader[int, OptionalRow]):
+    """Category rows by id."""
+
+    async def load_batch(self, keys: list[int]) -> list[OptionalRow]:
+        rows = await self.fetch(select(categories).where(categories.c.id.in_(keys)))
+        return by_key(rows, keys, "id")
+
+
+class CategoryBySlugLoader(BatchLoader[str, OptionalRow]):
+    """Category rows by slug."""
+
+    async def load_batch(self, keys: list[str]) -> list[OptionalRow]:
+        rows = await self.fetch(select(categories).where(categories.c.slug.in_(keys)))
+        return by_key(rows, keys, "slug")
+
+
+ROOT_PARENT = 0  # the key for root categories: DataLoader keys cannot be None, and no id is 0
+
+
+class CategoriesByParentIdLoader(BatchLoader[int, list[Row[Any]]]):
+    """Child categories of each parent id, by position then name; key ROOT_PARENT gives the roots."""
+
+    async def load_batch(self, keys: list[int]) -> list[list[Row[Any]]]:
+        parent = func.coalesce(categories.c.parent_id, ROOT_PARENT).label("parent_key")
+        rows = await self.fetch(
+            select(categories, parent)
+            .where(parent.in_(keys))
+            .order_by(categories.c.position, categories.c.name, categories.c.id)
+        )
+        return grouped_by_key(rows, keys, "parent_key")
+
+
+class _VisibleProductLoader(BatchLoader[Any, OptionalRow]):
+    def visible(self, stmt: Select[Any]) -> Select[Any]:
+        if self.include_unpublished:
+            return stmt
+        return stmt.where(products.c.is_published == true())
+
+
+class ProductByIdLoader(_VisibleProductLoader):
+    """Product rows by id (unpublished ones only for staff)."""
+
+    async def load_batch(self, keys: list[int]) -> list[OptionalRow]:
+        rows = await self.fetch(self.visible(select(products).where(products.c.id.in_(keys))))
+        return by_key(rows, keys, "id")
+
+
+class ProductBySlugLoader(_VisibleProductLoader):
+    """Product rows by slug (unpublished ones only for staff)."""
+
+    async def load_batch(self, keys: list[str]) -> list[OptionalRow]:
+        rows = await self.fetch(self.visible(select(products).where(products.c.slug.in_(keys))))
+        return by_key(rows, keys, "slug")
+
+
+class VariantsByProductIdLoader(BatchLoader[int, list[Row[Any]]]):
+    """A product's variants in display order."""
+
+    async def load_batch(self, keys: list[int]) -> list[list[Row[Any]]]:
+        rows = await self.fetch(
+            select(variants)
+            .where(variants.c.product_id.in_(keys))
+            .order_by(variants.c.product_id, variants.c.position, variants.c.id)
+        )
+        return grouped_by_key(rows, keys, "product_id")
+
+
+class VariantByIdLoader(_VisibleProductLoader):
+    """Variant rows by id, only when their product is visible."""
+
+    async def load_batch(self, keys: list[int]) -> list[OptionalRow]:
+        stmt = (
+            select(variants)
+            .join(products, products.c.id == variants.c.product_id)
+            .where(variants.c.id.in_(keys))
+        )
+        return by_key(await self.fetch(self.visible(stmt)), keys, "id")
+
+
+class ImagesByProductIdLoader(BatchLoader[int, list[Row[Any]]]):
+    """A product's images by position."""
+
+    async def load_batch(self, keys: list[int]) -> list[list[Row[Any]]]:
+        rows = await self.fetch(
+            select(images)
+            .where(images.c.product_id.in_(keys))
+            .order_by(images.c.product_id, images.c.position, images.c.id)
+        )
+        return grouped_by_key(rows, keys, "product_id")
+
+
+class ReviewByIdLoader(_VisibleProductLoader):
+    """Review rows by id, only when their product is visible."""
+
+    async def load_batch(self, keys: list[int]) -> list[OptionalRow]:
+        stmt = (
+            select(reviews)
+            .join(products, products.c.id == reviews.c.product_id)
+            .where(reviews.c.id.in_(keys))
+        )
+        return by_key(await self.fetch(self.visible(stmt)), keys, "id")
+
+
+class ReviewPagesByProductIdLoader(BatchLoader[tuple[int, PageRequest], Page[Row[Any]]]):
+    """One page of each product's reviews, newest first: one statement per distinct page shape."""
+
+    async def load_batch(self, keys: list[tuple[int, PageRequest]]) -> list[Page[Row[Any]]]:
+        by_page: dict[PageRequest, list[int]] = {}
+        for product_id, page in keys:
+            by_page.setdefault(page, []).append(product_id)
+        pages: dict[tuple[int, PageRequest], Page[Row[Any]]] = {}
+        for page, product_ids in by_page.items():
+            stmt = partitioned_page_select(
+                select(reviews).where(reviews.c.product_id.in_(product_ids)),
+                reviews.c.product_id,
+                REVIEW_ORDER,
+                page,
+            )
+            grouped = group_pages(await self.fetch(stmt), lambda row: row.product_id, page)
+            for product_id in product_ids:
+                pages[(product_id, page)] = grouped.get(product_id) or to_page([], page)
+        return [pages[key] for key in keys]
+
+
+class UserNameByIdLoader(BatchLoader[int, OptionalRow]):
+    """Only id and full name of users: what public profiles may show."""
+
+    async def load_batch(self, keys: list[int]) -> list[OptionalRow]:
+        rows = await self.fetch(
+            select(users.c.id, users.c.full_name).where(users.c.id.in_(keys))
+        )
+        return by_key(rows, keys, "id")

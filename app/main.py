@@ -1,0 +1,63 @@
+"""create_app(settings) -> the Starlette application: routes, middleware, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from app.context import Context
+from app.db import Database
+from app.platform.graphql_http import GraphQLEndpoint, request_id_of
+from app.platform.middleware import RequestIdMiddleware
+from app.schema import build_schema
+from app.settings import Environment, Settings
+
+
+def create_app(settings: Settings) -> Starlette:
+    """Build the ASGI app; engines are opened in the lifespan and closed after it."""
+    db = Database.from_settings(settings)
+    schema = build_schema(document_cache_size=settings.document_cache_size)
+
+    def make_context(request: Request) -> Context:
+        return Context(db=db, settings=settings, request_id=request_id_of(request))
+
+    graphql = GraphQLEndpoint(
+        schema,
+        context_factory=make_context,
+        max_body_bytes=settings.max_body_bytes,
+        debug=settings.debug_enabled,
+        graphiql=settings.env is Environment.DEVELOPMENT or bool(settings.debug),
+    )
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await db.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            Route("/health", health, methods=["GET"]),
+        ],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.db = db
+    app.state.schema = schema
+    app.state.settings = settings
+    return app

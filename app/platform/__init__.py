@@ -1,0 +1,1 @@
+"""Cross-cutting parts used by every layer; nothing here imports the layers above."""

@@ -1,0 +1,78 @@
+"""Start-up checks and migrations: the database is reachable and current, Redis answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from app.db import Database
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class NotReady(Exception):
+    """A backing service is unusable; the message names the setting."""
+
+
+def alembic_config(settings: Settings) -> Config:
+    """Alembic configuration pointing at this project's migrations and the configured URL."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.attributes["database_url"] = settings.database_url
+    config.attributes["configure_logging"] = False
+    return config
+
+
+def run_migrations(settings: Settings, revision: str = "head") -> None:
+    """alembic upgrade; NotReady when the database cannot be reached."""
+    try:
+        command.upgrade(alembic_config(settings), revision)
+    except OSError as error:
+        raise NotReady(f"SHOPGRAPH_DATABASE_URL: cannot reach the database ({error})") from None
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def check_ready(settings: Settings) -> Database:
+    """Connect to the database (and Redis, when configured); check migrations are applied."""
+    db = Database.from_settings(settings)
+    try:
+        async with db.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+            current = await connection.run_sync(_current_revision)
+    except Exception as error:
+        await db.dispose()
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        raise NotReady(f"SHOPGRAPH_DATABASE_URL: cannot reach the database ({reason})") from None
+    head = ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
+    if current != head:
+        await db.dispose()
+        raise NotReady(
+            f"SHOPGRAPH_DATABASE_URL: the database is at migration {current or 'none'}, "
+            f"not {head}; run `shopgraph migrate`"
+        )
+    if settings.redis_url:
+        await _check_redis(settings.redis_url)
+    return db
+
+
+async def _check_redis(url: str) -> None:
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    client = Redis.from_url(url, socket_connect_timeout=3)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as error:
+        raise NotReady(f"SHOPGRAPH_REDIS_URL: cannot reach Redis ({error})") from None
+    finally:
+        await client.aclose()

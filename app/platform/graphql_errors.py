@@ -1,0 +1,93 @@
+"""What clients see of errors: a code on every error, and nothing internal.
+
+Client errors (bad input, permissions, parse and validation failures) keep their
+message; anything unexpected becomes "Internal server error" with the request id,
+and is logged in full with that id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import structlog
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from app.platform.errors import ClientError, ErrorCode
+
+logger = structlog.get_logger("shopgraph.errors")
+
+INTERNAL_MESSAGE = "Internal server error"
+
+
+def is_request_error(error: GraphQLError) -> bool:
+    """Whether an error happened before execution (parse, validation, variables): it has no path."""
+    return error.path is None and error.original_error is None
+
+
+def client_error(error: GraphQLError, request_id: str) -> GraphQLError:
+    """The version of `error` that is safe to send, with extensions.code set."""
+    original = error.original_error
+    if original is None:
+        if error.path is not None:
+            return _masked(error, request_id)
+        code = ErrorCode.GRAPHQL_VALIDATION_FAILED
+        if error.message.startswith("Syntax Error"):
+            code = ErrorCode.GRAPHQL_PARSE_FAILED
+        elif error.message.startswith("Variable "):
+            code = ErrorCode.BAD_USER_INPUT
+        return _with_code(error, code.value)
+    if isinstance(original, ClientError):
+        return GraphQLError(
+            original.message,
+            nodes=error.nodes,
+            path=error.path,
+            extensions={**(error.extensions or {}), "code": original.code.value},
+        )
+    if isinstance(original, GraphQLError):
+        extensions = original.extensions or {}
+        return _with_code(error, str(extensions.get("code", ErrorCode.BAD_USER_INPUT.value)))
+    return _masked(error, request_id)
+
+
+def _with_code(error: GraphQLError, code: str) -> GraphQLError:
+    if error.extensions and error.extensions.get("code") == code:
+        return error
+    return GraphQLError(
+        error.message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={**(error.extensions or {}), "code": code},
+    )
+
+
+def _masked(error: GraphQLError, request_id: str) -> GraphQLError:
+    logger.error(
+        "unexpected error while resolving",
+        request_id=request_id,
+        path=error.path,
+        error=error.message,
+        exc_info=error.original_error or error,
+    )
+    return GraphQLError(
+        INTERNAL_MESSAGE,
+        nodes=error.nodes,
+        path=error.path,
+        extensions={"code": ErrorCode.INTERNAL_SERVER_ERROR.value, "requestId": request_id},
+    )
+
+
+class ClientErrors(SchemaExtension):
+    """Rewrites every error of a result with `client_error` once the operation is done."""
+
+    def on_operation(self) -> Iterator[None]:
+        """After the operation: rewrite its errors."""
+        yield
+        result = self.execution_context.result
+        if result is None or not result.errors:
+            return
+        context = self.execution_context.context
+        request_id = getattr(context, "request_id", "-")
+        result.errors = [client_error(error, request_id) for error in result.errors]

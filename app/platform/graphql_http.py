@@ -1,0 +1,255 @@
+"""GraphQL over HTTP, following the GraphQL-over-HTTP spec.
+
+- POST with `application/json`; GET for queries only (a mutation over GET is 405).
+- `application/graphql-response+json` is the default media type (also when no
+  Accept is sent); with it, a request that fails before execution (parse,
+  validation, variables) answers 400 and has no `data`. With `application/json`
+  such results answer 200, as older clients expect.
+- Request-level failures (bad JSON, no query, wrong content type, body too large)
+  answer GraphQL-shaped JSON errors, never plain text.
+- A browser asking for HTML gets GraphiQL.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from strawberry.types.graphql import OperationType
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.http.ides import get_graphql_ide_html
+from strawberry.schema import BaseSchema
+
+from app.db import count_statements
+from app.platform.errors import ErrorCode
+from app.platform.graphql_errors import is_request_error
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+_ACCEPTABLE = (GRAPHQL_RESPONSE, JSON)
+_GET_OPERATIONS = frozenset({OperationType.QUERY})
+_POST_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
+
+
+class RequestError(Exception):
+    """The HTTP request itself is unusable; answered with `status` and a GraphQL error body."""
+
+    def __init__(
+        self, status: int, message: str, code: ErrorCode, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLParams:
+    """What the client asked to run."""
+
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The media type to answer with, or None when the client accepts neither of ours."""
+    if not accept or not accept.strip():
+        return GRAPHQL_RESPONSE
+    best: tuple[float, int, str] | None = None
+    for part in accept.split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality <= 0:
+            continue
+        media = media.lower()
+        for rank, candidate in enumerate(_ACCEPTABLE):
+            if media in (candidate, "*/*", "application/*"):
+                option = (quality, -rank, candidate)
+                if best is None or option > best:
+                    best = option
+    return best[2] if best else None
+
+
+def _params_from(data: object) -> GraphQLParams:
+    if isinstance(data, list):
+        raise RequestError(400, "Batched requests are not supported: send one operation per request", ErrorCode.BAD_REQUEST)
+    if not isinstance(data, dict):
+        raise RequestError(400, "The request body must be a JSON object", ErrorCode.BAD_REQUEST)
+    query = data.get("query")
+    if query is None or query == "":
+        raise RequestError(400, "No GraphQL query found in the request", ErrorCode.BAD_REQUEST)
+    if not isinstance(query, str):
+        raise RequestError(400, "`query` must be a string", ErrorCode.BAD_REQUEST)
+    variables = data.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        raise RequestError(400, "`variables` must be an object or null", ErrorCode.BAD_REQUEST)
+    operation_name = data.get("operationName")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise RequestError(400, "`operationName` must be a string or null", ErrorCode.BAD_REQUEST)
+    return GraphQLParams(query=query, variables=variables, operation_name=operation_name or None)
+
+
+def _json_param(raw: str | None, name: str) -> Any:
+    if raw is None or raw == "":
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise RequestError(400, f"The `{name}` parameter is not valid JSON", ErrorCode.BAD_REQUEST) from None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError(413, f"The request body is larger than {limit} bytes", ErrorCode.PAYLOAD_TOO_LARGE)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, f"The request body is larger than {limit} bytes", ErrorCode.PAYLOAD_TOO_LARGE)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_params(request: Request, max_body_bytes: int) -> GraphQLParams:
+    """Parse a GET query string or a POST JSON body into GraphQLParams."""
+    if request.method == "GET":
+        args = request.query_params
+        return _params_from(
+            {
+                "query": args.get("query"),
+                "variables": _json_param(args.get("variables"), "variables"),
+                "operationName": args.get("operationName"),
+            }
+        )
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != JSON:
+        raise RequestError(
+            415, "Send the request as `Content-Type: application/json`", ErrorCode.UNSUPPORTED_MEDIA_TYPE
+        )
+    body = await _read_body(request, max_body_bytes)
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise RequestError(400, "The request body is not valid JSON", ErrorCode.BAD_REQUEST) from None
+    return _params_from(data)
+
+
+def error_response(error: RequestError, media_type: str) -> Response:
+    """A request-level failure as a GraphQL error body."""
+    body = {"errors": [{"message": error.message, "extensions": {"code": error.code.value}}]}
+    return Response(orjson.dumps(body), status_code=error.status, media_type=media_type, headers=error.headers)
+
+
+def _wants_html(request: Request) -> bool:
+    return request.method == "GET" and "query" not in request.query_params and "text/html" in request.headers.get("accept", "")
+
+
+class GraphQLEndpoint:
+    """The /graphql route: negotiation, parameters, execution, status codes."""
+
+    def __init__(
+        self,
+        schema: BaseSchema,
+        *,
+        context_factory: Callable[[Request], Any],
+        max_body_bytes: int,
+        debug: bool,
+        graphiql: bool = True,
+    ) -> None:
+        self.schema = schema
+        self.context_factory = context_factory
+        self.max_body_bytes = max_body_bytes
+        self.debug = debug
+        self.graphiql_html = get_graphql_ide_html("graphiql") if graphiql else None
+
+    async def handle(self, request: Request) -> Response:
+        """Handle one HTTP request to /graphql."""
+        if self.graphiql_html is not None and _wants_html(request):
+            return HTMLResponse(self.graphiql_html)
+        media_type = negotiate(request.headers.get("accept"))
+        try:
+            if media_type is None:
+                raise RequestError(
+                    406, f"Accept {GRAPHQL_RESPONSE} or {JSON}", ErrorCode.NOT_ACCEPTABLE
+                )
+            if request.method not in ("GET", "POST"):
+                raise RequestError(
+                    405, "GraphQL is served over GET and POST only", ErrorCode.METHOD_NOT_ALLOWED,
+                    {"Allow": "GET, POST"},
+                )
+            params = await read_params(request, self.max_body_bytes)
+            return await self._execute(request, params, media_type)
+        except RequestError as error:
+            return error_response(error, media_type or JSON)
+
+    async def _execute(self, request: Request, params: GraphQLParams, media_type: str) -> Response:
+        started = time.perf_counter()
+        context = self.context_factory(request)
+        allowed = _GET_OPERATIONS if request.method == "GET" else _POST_OPERATIONS
+        with count_statements() as statements:
+            try:
+                result = await self.schema.execute(
+                    params.query,
+                    variable_values=params.variables,
+                    context_value=context,
+                    operation_name=params.operation_name,
+                    allowed_operation_types=allowed,
+                )
+            except InvalidOperationTypeError as error:
+                if request.method == "GET":
+                    raise RequestError(
+                        405, "Mutations must be sent with POST", ErrorCode.METHOD_NOT_ALLOWED,
+                        {"Allow": "POST"},
+                    ) from None
+                raise RequestError(
+                    400, error.as_http_error_reason(request.method), ErrorCode.BAD_REQUEST
+                ) from None
+            except CannotGetOperationTypeError as error:
+                raise RequestError(400, error.as_http_error_reason(), ErrorCode.BAD_REQUEST) from None
+            except MissingQueryError:
+                raise RequestError(400, "No GraphQL query found in the request", ErrorCode.BAD_REQUEST) from None
+        body: dict[str, Any] = {}
+        errors = result.errors or []
+        failed_before_execution = bool(errors) and result.data is None and all(
+            error.path is None for error in errors
+        )
+        if errors:
+            body["errors"] = [error.formatted for error in errors]
+        if not failed_before_execution:
+            body["data"] = result.data
+        extensions = dict(result.extensions or {})
+        if self.debug:
+            extensions["debug"] = {
+                "sqlStatements": statements.count,
+                "durationMs": round((time.perf_counter() - started) * 1000, 2),
+            }
+        if extensions:
+            body["extensions"] = extensions
+        status = 400 if failed_before_execution and media_type == GRAPHQL_RESPONSE else 200
+        return Response(orjson.dumps(body), status_code=status, media_type=media_type)
+
+
+def request_id_of(request: Request) -> str:
+    """The request id set by RequestIdMiddleware (or a fresh one)."""
+    return str(request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex)
+
+
+__all__ = ["GraphQLEndpoint", "is_request_error", "negotiate", "request_id_of"]

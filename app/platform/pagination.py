@@ -1,0 +1,98 @@
+"""Cursor pagination arguments: validation, page-size caps and opaque cursors.
+
+A cursor carries the sort it belongs to, the row's sort value and its id, so the
+next page is a keyset query (`WHERE (key, id) > (value, id)`), stable under inserts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from app.platform.errors import InvalidInput
+
+SortValue = str | int | float | datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A decoded cursor: which sort, the sort value of the row, and its id."""
+
+    sort: str
+    value: SortValue
+    id: int
+
+    def encode(self) -> str:
+        """Opaque text form of this cursor."""
+        value: Any = self.value
+        kind = "s"
+        if isinstance(value, datetime):
+            value, kind = value.isoformat(), "t"
+        raw = orjson.dumps([self.sort, kind, value, self.id])
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str, *, sort: str) -> Cursor:
+        """Parse a cursor given by a client for a connection sorted by `sort`."""
+        try:
+            padded = text + "=" * (-len(text) % 4)
+            raw = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+            cursor_sort, kind, value, row_id = raw
+            if kind == "t":
+                value = datetime.fromisoformat(value)
+            elif not isinstance(value, str | int | float | None) or isinstance(value, bool):
+                raise ValueError("bad value")
+            if not isinstance(row_id, int) or isinstance(row_id, bool):
+                raise ValueError("bad id")
+        except (ValueError, TypeError, UnicodeError, binascii.Error, orjson.JSONDecodeError):
+            raise InvalidInput(f"Malformed cursor {text[:80]!r}") from None
+        if cursor_sort != sort:
+            raise InvalidInput(
+                f"Cursor {text[:80]!r} belongs to another sort order; request the first page again"
+            )
+        return cls(sort=cursor_sort, value=value, id=row_id)
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """Validated `first/after/last/before`: how many rows, which way, from where."""
+
+    limit: int
+    forward: bool
+    after: Cursor | None = None
+    before: Cursor | None = None
+
+
+def page_request(
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    sort: str,
+    default_size: int,
+    max_size: int,
+) -> PageRequest:
+    """Check connection arguments and cap the page size; raise InvalidInput on bad ones."""
+    if first is not None and last is not None:
+        raise InvalidInput("Pass either `first` or `last`, not both")
+    for name, size in (("first", first), ("last", last)):
+        if size is not None and size < 0:
+            raise InvalidInput(f"`{name}` must not be negative")
+        if size is not None and size > max_size:
+            raise InvalidInput(f"`{name}` must be at most {max_size} (the page size cap)")
+    after_cursor = Cursor.decode(after, sort=sort) if after is not None else None
+    before_cursor = Cursor.decode(before, sort=sort) if before is not None else None
+    if last is not None:
+        return PageRequest(limit=last, forward=False, after=after_cursor, before=before_cursor)
+    return PageRequest(
+        limit=default_size if first is None else first,
+        forward=True,
+        after=after_cursor,
+        before=before_cursor,
+    )

@@ -1,0 +1,1 @@
+"""Root fields of Query (and later Mutation and Subscription): glue between GraphQL and the layers below."""

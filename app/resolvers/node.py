@@ -1,0 +1,83 @@
+"""Relay `node` and `nodes`: fetch any object by its global ID."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import strawberry
+
+from app.loaders import Loaders
+from app.platform.errors import InvalidInput
+from app.platform.global_ids import from_global_id
+from app.schema.catalog import Category, Product, ProductVariant, Review
+from app.schema.relay import Node
+
+MAX_NODES = 100
+
+_FETCHERS: dict[str, Callable[[Loaders, int], Awaitable[Node | None]]] = {}
+
+
+def _fetcher(type_name: str) -> Callable[[Callable[[Loaders, int], Awaitable[Node | None]]], Any]:
+    def register(fn: Callable[[Loaders, int], Awaitable[Node | None]]) -> Any:
+        _FETCHERS[type_name] = fn
+        return fn
+
+    return register
+
+
+@_fetcher("Product")
+async def _product(loaders: Loaders, pk: int) -> Node | None:
+    row = await loaders.product_by_id.load(pk)
+    return Product.from_row(row) if row is not None else None
+
+
+@_fetcher("ProductVariant")
+async def _variant(loaders: Loaders, pk: int) -> Node | None:
+    row = await loaders.variant_by_id.load(pk)
+    return ProductVariant.from_row(row) if row is not None else None
+
+
+@_fetcher("Category")
+async def _category(loaders: Loaders, pk: int) -> Node | None:
+    row = await loaders.category_by_id.load(pk)
+    return Category.from_row(row) if row is not None else None
+
+
+@_fetcher("Review")
+async def _review(loaders: Loaders, pk: int) -> Node | None:
+    row = await loaders.review_by_id.load(pk)
+    return Review.from_row(row) if row is not None else None
+
+
+async def _fetch_node(loaders: Loaders, id: str) -> Node | None:
+    decoded = from_global_id(id)
+    fetch = _FETCHERS.get(decoded.type_name)
+    if fetch is None:
+        raise InvalidInput(f"Invalid ID {id[:80]!r}: no object type {decoded.type_name!r} can be fetched by ID")
+    return await fetch(loaders, decoded.pk)
+
+
+@strawberry.type
+class NodeQuery:
+    """Relay object identification."""
+
+    @strawberry.field(description="Any object by its global ID; null if it does not exist or is not visible.")
+    async def node(
+        self, info: strawberry.Info, id: Annotated[strawberry.ID, strawberry.argument(description="Global ID.")]
+    ) -> Node | None:
+        return await _fetch_node(info.context.loaders, id)
+
+    @strawberry.field(description="Several objects by global ID, in the same order; null where one is missing.")
+    async def nodes(
+        self,
+        info: strawberry.Info,
+        ids: Annotated[
+            list[strawberry.ID], strawberry.argument(description=f"Global IDs (at most {MAX_NODES}).")
+        ],
+    ) -> list[Node | None]:
+        if len(ids) > MAX_NODES:
+            raise InvalidInput(f"`ids` must hold at most {MAX_NODES} IDs")
+        loaders = info.context.loaders
+        return list(await asyncio.gather(*(_fetch_node(loaders, id) for id in ids)))

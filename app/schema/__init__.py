@@ -1,0 +1,46 @@
+"""Builds THE schema: root types from resolvers/, extensions from platform/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from app.platform.graphql_errors import ClientErrors
+from app.resolvers.catalog import CatalogQuery
+from app.resolvers.node import NodeQuery
+from app.schema.catalog import Category, Product, ProductVariant, Review
+
+
+@strawberry.type(description="Everything clients can read.")
+class Query(NodeQuery, CatalogQuery):
+    """The root query type."""
+
+
+class ShopgraphSchema(strawberry.Schema):
+    """The schema; errors are logged by the ClientErrors extension, not here."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Leave logging to ClientErrors (it knows the request id and what is expected)."""
+
+
+def build_schema(*, document_cache_size: int = 1000) -> ShopgraphSchema:
+    """The GraphQL schema with its extensions."""
+    extensions: list[Any] = [ClientErrors]
+    if document_cache_size:
+        extensions += [
+            ParserCache(maxsize=document_cache_size),
+            ValidationCache(maxsize=document_cache_size),
+        ]
+    return ShopgraphSchema(
+        query=Query,
+        types=[Product, ProductVariant, Category, Review],
+        extensions=extensions,
+        config=StrawberryConfig(),
+    )

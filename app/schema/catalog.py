@@ -1,0 +1,448 @@
+"""Catalog types: categories, products, variants, images, reviews, and their connections."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Annotated, Any
+
+import strawberry
+from sqlalchemy import Row
+from strawberry.scalars import JSON
+
+from app.loaders.paging import Page, cursor_for
+from app.loaders.products import (
+    ProductCountKey,
+    ProductFilterSpec,
+    ProductOrder,
+    ProductPageKey,
+    ProductSortField as SortField,
+    sort_value,
+)
+from app.loaders.catalog import REVIEW_SORT
+from app.platform.errors import InvalidInput
+from app.platform.global_ids import decode_id_of, to_global_id
+from app.platform.money import to_minor
+from app.platform.pagination import PageRequest, SortValue, page_request
+from app.schema.common import IsStaff, Money, MoneyRange, SortDirection
+from app.schema.relay import After, Before, First, Last, Node, PageInfo
+
+MAX_SEARCH_LENGTH = 200
+
+
+@strawberry.enum(description="What products can be sorted by.")
+class ProductSortField(Enum):
+    """Product sort keys."""
+
+    NAME = strawberry.enum_value("NAME", description="Product name.")
+    PRICE = strawberry.enum_value("PRICE", description="Lowest variant price.")
+    CREATED_AT = strawberry.enum_value("CREATED_AT", description="When the product was added.")
+    RATING = strawberry.enum_value("RATING", description="Average rating (unrated products count as 0).")
+
+
+@strawberry.input(description="How to sort products.")
+class ProductSort:
+    """A product sort."""
+
+    field: ProductSortField = strawberry.field(description="The sort key.")
+    direction: SortDirection = strawberry.field(default=SortDirection.ASC, description="The order.")
+
+    def to_order(self) -> ProductOrder:
+        """In storage terms."""
+        return ProductOrder(field=SortField(self.field.value), descending=self.direction is SortDirection.DESC)
+
+
+@strawberry.input(description="Conditions a product must meet; all given ones apply.")
+class ProductFilter:
+    """A product filter."""
+
+    category_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Only this category and its subcategories."
+    )
+    category_slug: str | None = strawberry.field(
+        default=None, description="Only the category with this slug and its subcategories."
+    )
+    search: str | None = strawberry.field(
+        default=None, description="Text in the name or description (case-insensitive, at most 200 characters)."
+    )
+    price_min: Decimal | None = strawberry.field(
+        default=None, description="Lowest variant price at least this (in the shop currency)."
+    )
+    price_max: Decimal | None = strawberry.field(
+        default=None, description="Lowest variant price at most this (in the shop currency)."
+    )
+    in_stock: bool | None = strawberry.field(
+        default=None, description="true: some variant in stock; false: none in stock."
+    )
+    rating_min: float | None = strawberry.field(
+        default=None, description="Average rating at least this (1 to 5); unrated products are left out."
+    )
+
+    def to_spec(self, currency: str) -> ProductFilterSpec:
+        """Check the values and put them in storage terms."""
+        search = (self.search or "").strip()
+        if len(search) > MAX_SEARCH_LENGTH:
+            raise InvalidInput(f"`filter.search` must be at most {MAX_SEARCH_LENGTH} characters")
+        if self.rating_min is not None and not 0 <= self.rating_min <= 5:
+            raise InvalidInput("`filter.ratingMin` must be between 0 and 5")
+        return ProductFilterSpec(
+            category_id=decode_id_of(self.category_id, "Category") if self.category_id else None,
+            category_slug=self.category_slug,
+            search=search or None,
+            price_min_minor=None
+            if self.price_min is None
+            else to_minor(self.price_min, currency, field="filter.priceMin"),
+            price_max_minor=None
+            if self.price_max is None
+            else to_minor(self.price_max, currency, field="filter.priceMax"),
+            in_stock=self.in_stock,
+            rating_min=self.rating_min,
+        )
+
+
+@strawberry.type(description="A category of the catalog tree.")
+class Category(Node):
+    """A node of the category tree."""
+
+    pk: strawberry.Private[int]
+    parent_id: strawberry.Private[int | None]
+    slug: str = strawberry.field(description="URL-friendly unique name.")
+    name: str = strawberry.field(description="Display name.")
+    description: str | None = strawberry.field(description="Longer text about the category.")
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Category:
+        """Build from a `categories` row."""
+        return cls(
+            id=strawberry.ID(to_global_id("Category", row.id)),
+            pk=row.id,
+            parent_id=row.parent_id,
+            slug=row.slug,
+            name=row.name,
+            description=row.description,
+        )
+
+    @strawberry.field(description="The parent category; null for a root.")
+    async def parent(self, info: strawberry.Info) -> Category | None:
+        if self.parent_id is None:
+            return None
+        row = await info.context.loaders.category_by_id.load(self.parent_id)
+        return Category.from_row(row) if row is not None else None
+
+    @strawberry.field(description="Direct subcategories, in display order.")
+    async def children(self, info: strawberry.Info) -> list[Category]:
+        rows = await info.context.loaders.categories_by_parent_id.load(self.pk)
+        return [Category.from_row(row) for row in rows]
+
+    @strawberry.field(description="Published products in this category and all its subcategories.")
+    async def products(
+        self,
+        info: strawberry.Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        filter: Annotated[
+            ProductFilter | None, strawberry.argument(description="Narrow the list down.")
+        ] = None,
+        sort_by: Annotated[
+            ProductSort | None, strawberry.argument(description="Sort order (default: name A to Z).")
+        ] = None,
+    ) -> ProductConnection:
+        return await product_connection(
+            info, self.pk, filter, sort_by, first=first, after=after, last=last, before=before
+        )
+
+
+@strawberry.type(description="Average rating and number of reviews of a product.")
+class RatingSummary:
+    """A product's ratings in brief."""
+
+    average: float | None = strawberry.field(
+        description="Mean rating from 1 to 5, two decimals; null without reviews."
+    )
+    count: int = strawberry.field(description="Number of reviews.")
+
+
+@strawberry.type(description="A picture of a product.")
+class ProductImage:
+    """An image."""
+
+    url: str = strawberry.field(description="Where the image is served.")
+    alt: str = strawberry.field(description="Text alternative for screen readers.")
+    position: int = strawberry.field(description="Display order, 0 first.")
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> ProductImage:
+        """Build from a `product_images` row."""
+        return cls(url=row.url, alt=row.alt, position=row.position)
+
+
+@strawberry.type(description="A buyable version of a product (size, colour...) with its own price and stock.")
+class ProductVariant(Node):
+    """A variant."""
+
+    pk: strawberry.Private[int]
+    product_id: strawberry.Private[int]
+    stock: strawberry.Private[int]
+    sku: str = strawberry.field(description="Stock keeping unit, unique in the shop.")
+    name: str = strawberry.field(description="Display name, e.g. 'Large / Blue'.")
+    price: Money = strawberry.field(description="Unit price.")
+    in_stock: bool = strawberry.field(description="Whether at least one unit can be ordered.")
+    attributes: JSON = strawberry.field(description="Free-form attributes, e.g. {\"size\": \"L\"}.")
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> ProductVariant:
+        """Build from a `product_variants` row."""
+        return cls(
+            id=strawberry.ID(to_global_id("ProductVariant", row.id)),
+            pk=row.id,
+            product_id=row.product_id,
+            stock=row.stock,
+            sku=row.sku,
+            name=row.name,
+            price=Money.from_minor(row.price_minor, row.currency),
+            in_stock=row.stock > 0,
+            attributes=row.attributes,
+        )
+
+    @strawberry.field(description="Units in stock. Staff only.", permission_classes=[IsStaff])
+    def stock_quantity(self) -> int | None:
+        return self.stock
+
+    @strawberry.field(description="The product this is a variant of.")
+    async def product(self, info: strawberry.Info) -> Product:
+        row = await info.context.loaders.product_by_id.load(self.product_id)
+        return Product.from_row(row)
+
+
+@strawberry.type(description="What a reviewer shows of themself: a display name only.")
+class PublicProfile:
+    """A public profile."""
+
+    display_name: str = strawberry.field(description="First name and initial of the last name.")
+
+    @classmethod
+    def from_full_name(cls, full_name: str) -> PublicProfile:
+        """'Jane Doe' -> 'Jane D.'"""
+        parts = full_name.split()
+        if len(parts) < 2:
+            return cls(display_name=full_name or "Anonymous")
+        return cls(display_name=f"{parts[0]} {parts[-1][0]}.")
+
+
+@strawberry.type(description="A customer's rating and opinion of a product.")
+class Review(Node):
+    """A review."""
+
+    pk: strawberry.Private[int]
+    product_id: strawberry.Private[int]
+    user_id: strawberry.Private[int]
+    rating: int = strawberry.field(description="From 1 (poor) to 5 (excellent).")
+    title: str = strawberry.field(description="Headline.")
+    body: str = strawberry.field(description="The review text.")
+    created_at: datetime = strawberry.field(description="When it was written (UTC).")
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Review:
+        """Build from a `reviews` row."""
+        return cls(
+            id=strawberry.ID(to_global_id("Review", row.id)),
+            pk=row.id,
+            product_id=row.product_id,
+            user_id=row.user_id,
+            rating=row.rating,
+            title=row.title,
+            body=row.body,
+            created_at=row.created_at,
+        )
+
+    @strawberry.field(description="Who wrote it (display name only).")
+    async def author(self, info: strawberry.Info) -> PublicProfile:
+        row = await info.context.loaders.user_name_by_id.load(self.user_id)
+        return PublicProfile.from_full_name(row.full_name if row is not None else "")
+
+    @strawberry.field(description="The reviewed product.")
+    async def product(self, info: strawberry.Info) -> Product:
+        row = await info.context.loaders.product_by_id.load(self.product_id)
+        return Product.from_row(row)
+
+
+@strawberry.type(description="A review in a connection.")
+class ReviewEdge:
+    """An edge to a review."""
+
+    sort_value: strawberry.Private[SortValue]
+    node: Review = strawberry.field(description="The review.")
+
+    @strawberry.field(description="Pass to `after`/`before` to page from here.")
+    def cursor(self) -> str:
+        return cursor_for(REVIEW_SORT, self.sort_value, self.node.pk)
+
+
+@strawberry.type(description="A page of reviews, newest first.")
+class ReviewConnection:
+    """Reviews, paged."""
+
+    edges: list[ReviewEdge] = strawberry.field(description="The reviews of this page.")
+    page_info: PageInfo = strawberry.field(description="Where this page sits.")
+    total_count: int = strawberry.field(description="How many reviews there are in all.")
+
+
+@strawberry.type(description="Something the shop sells.")
+class Product(Node):
+    """A product."""
+
+    pk: strawberry.Private[int]
+    category_id: strawberry.Private[int | None]
+    slug: str = strawberry.field(description="URL-friendly unique name.")
+    name: str = strawberry.field(description="Display name.")
+    description: str = strawberry.field(description="Longer text, plain.")
+    is_published: bool = strawberry.field(description="Whether the public can see it.")
+    price_range: MoneyRange | None = strawberry.field(
+        description="Cheapest and dearest variant; null when it has no variants."
+    )
+    rating_summary: RatingSummary = strawberry.field(description="Average rating and review count.")
+    created_at: datetime = strawberry.field(description="When it was added (UTC).")
+    updated_at: datetime = strawberry.field(description="When it last changed (UTC).")
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Product:
+        """Build from a `products` row."""
+        price_range = None
+        if row.price_min_minor is not None:
+            price_range = MoneyRange(
+                min=Money.from_minor(row.price_min_minor, row.currency),
+                max=Money.from_minor(row.price_max_minor, row.currency),
+            )
+        return cls(
+            id=strawberry.ID(to_global_id("Product", row.id)),
+            pk=row.id,
+            category_id=row.category_id,
+            slug=row.slug,
+            name=row.name,
+            description=row.description,
+            is_published=row.is_published,
+            price_range=price_range,
+            rating_summary=RatingSummary(
+                average=round(row.rating_average, 2) if row.rating_count else None,
+                count=row.rating_count,
+            ),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @strawberry.field(description="The category it is listed under.")
+    async def category(self, info: strawberry.Info) -> Category | None:
+        if self.category_id is None:
+            return None
+        row = await info.context.loaders.category_by_id.load(self.category_id)
+        return Category.from_row(row) if row is not None else None
+
+    @strawberry.field(description="Buyable variants, in display order.")
+    async def variants(self, info: strawberry.Info) -> list[ProductVariant]:
+        rows = await info.context.loaders.variants_by_product_id.load(self.pk)
+        return [ProductVariant.from_row(row) for row in rows]
+
+    @strawberry.field(description="Pictures, in display order.")
+    async def images(self, info: strawberry.Info) -> list[ProductImage]:
+        rows = await info.context.loaders.images_by_product_id.load(self.pk)
+        return [ProductImage.from_row(row) for row in rows]
+
+    @strawberry.field(description="Reviews, newest first.")
+    async def reviews(
+        self,
+        info: strawberry.Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> ReviewConnection:
+        page = _page(info, REVIEW_SORT, first=first, after=after, last=last, before=before)
+        result = await info.context.loaders.review_pages_by_product_id.load((self.pk, page))
+        edges = [ReviewEdge(sort_value=row.created_at, node=Review.from_row(row)) for row in result.rows]
+        return ReviewConnection(
+            edges=edges,
+            page_info=_page_info(result, [edge.cursor() for edge in edges[:1] + edges[-1:]]),
+            total_count=self.rating_summary.count,
+        )
+
+
+@strawberry.type(description="A product in a connection.")
+class ProductEdge:
+    """An edge to a product."""
+
+    sort: strawberry.Private[str]
+    sort_value: strawberry.Private[SortValue]
+    node: Product = strawberry.field(description="The product.")
+
+    @strawberry.field(description="Pass to `after`/`before` to page from here.")
+    def cursor(self) -> str:
+        return cursor_for(self.sort, self.sort_value, self.node.pk)
+
+
+@strawberry.type(description="A page of products.")
+class ProductConnection:
+    """Products, paged."""
+
+    count_key: strawberry.Private[ProductCountKey]
+    edges: list[ProductEdge] = strawberry.field(description="The products of this page.")
+    page_info: PageInfo = strawberry.field(description="Where this page sits.")
+
+    @strawberry.field(description="How many products match, in all pages.")
+    async def total_count(self, info: strawberry.Info) -> int:
+        return await info.context.loaders.product_count.load(self.count_key)  # type: ignore[no-any-return]
+
+
+def _page(
+    info: strawberry.Info, sort: str, *, first: int | None, after: str | None, last: int | None, before: str | None
+) -> PageRequest:
+    settings = info.context.settings
+    return page_request(
+        first=first,
+        after=after,
+        last=last,
+        before=before,
+        sort=sort,
+        default_size=settings.default_page_size,
+        max_size=settings.max_page_size,
+    )
+
+
+def _page_info(page: Page[Any], end_cursors: list[str]) -> PageInfo:
+    return PageInfo(
+        has_next_page=page.has_next,
+        has_previous_page=page.has_previous,
+        start_cursor=end_cursors[0] if end_cursors else None,
+        end_cursor=end_cursors[-1] if end_cursors else None,
+    )
+
+
+async def product_connection(
+    info: strawberry.Info,
+    scope_category_id: int | None,
+    filter: ProductFilter | None,
+    sort_by: ProductSort | None,
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> ProductConnection:
+    """A page of the product listing under a category (or the whole catalog)."""
+    spec = filter.to_spec(info.context.settings.currency) if filter else ProductFilterSpec()
+    order = sort_by.to_order() if sort_by else ProductOrder()
+    page = _page(info, order.cursor_sort, first=first, after=after, last=last, before=before)
+    result = await info.context.loaders.product_pages.load(
+        ProductPageKey(scope_category_id, spec, order, page)
+    )
+    edges = [
+        ProductEdge(sort=order.cursor_sort, sort_value=sort_value(row, order.field), node=Product.from_row(row))
+        for row in result.rows
+    ]
+    return ProductConnection(
+        count_key=ProductCountKey(scope_category_id, spec),
+        edges=edges,
+        page_info=_page_info(result, [edge.cursor() for edge in edges[:1] + edges[-1:]]),
+    )

@@ -1,0 +1,254 @@
+"""A deterministic demo catalog: the same seed gives the same shop, and running again adds nothing twice.
+
+Every product is generated from its own index and the seed alone, so `--products
+10000` after `--products 200` adds the 9,800 missing products and keeps the rest.
+Rows go in with bulk multi-row INSERTs.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from faker import Faker
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.models import Category, Product, ProductImage, ProductVariant, Review, Role, User
+
+CUSTOMER_COUNT = 200
+EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
+BATCH = 1000
+
+# Root categories and their children: (name, price range in minor units, product nouns).
+CATALOG: dict[str, dict[str, tuple[int, int, Sequence[str]]]] = {
+    "Clothing": {
+        "T-Shirts": (1200, 4500, ["T-Shirt", "Tee", "Polo Shirt"]),
+        "Jeans": (3900, 12900, ["Slim Jeans", "Straight Jeans", "Relaxed Jeans"]),
+        "Jackets": (5900, 29900, ["Rain Jacket", "Denim Jacket", "Puffer Jacket"]),
+        "Shoes": (4500, 18900, ["Sneakers", "Loafers", "Boots"]),
+    },
+    "Electronics": {
+        "Phones": (19900, 129900, ["Smartphone", "Phone Case", "Charger"]),
+        "Laptops": (49900, 299900, ["Ultrabook", "Laptop", "Laptop Sleeve"]),
+        "Headphones": (2900, 44900, ["Earbuds", "Headphones", "Headset"]),
+        "Cameras": (9900, 249900, ["Camera", "Lens", "Tripod"]),
+    },
+    "Home & Kitchen": {
+        "Cookware": (1900, 24900, ["Frying Pan", "Saucepan", "Dutch Oven"]),
+        "Furniture": (4900, 99900, ["Chair", "Side Table", "Bookshelf"]),
+        "Bedding": (1900, 19900, ["Duvet Cover", "Pillow", "Blanket"]),
+        "Lighting": (1500, 29900, ["Desk Lamp", "Floor Lamp", "Pendant Light"]),
+    },
+    "Sports": {
+        "Running": (1500, 19900, ["Running Shoes", "Running Shorts", "Water Bottle"]),
+        "Cycling": (1900, 149900, ["Helmet", "Bike Light", "Cycling Jersey"]),
+        "Camping": (1900, 59900, ["Tent", "Sleeping Bag", "Camping Stove"]),
+        "Fitness": (900, 39900, ["Yoga Mat", "Kettlebell", "Resistance Band"]),
+    },
+    "Books": {
+        "Fiction": (899, 2999, ["Novel", "Short Stories", "Thriller"]),
+        "Science": (1299, 5999, ["Field Guide", "Textbook", "Popular Science Book"]),
+        "Cooking": (1499, 4999, ["Cookbook", "Baking Book", "Recipe Collection"]),
+        "Children": (599, 2499, ["Picture Book", "Activity Book", "Bedtime Stories"]),
+    },
+    "Beauty": {
+        "Skincare": (900, 8900, ["Face Cream", "Serum", "Cleanser"]),
+        "Makeup": (700, 5900, ["Lipstick", "Mascara", "Foundation"]),
+        "Fragrance": (2900, 15900, ["Eau de Parfum", "Eau de Toilette", "Body Mist"]),
+        "Hair Care": (600, 4900, ["Shampoo", "Conditioner", "Hair Oil"]),
+    },
+}
+ADJECTIVES = ["Classic", "Everyday", "Premium", "Essential", "Vintage", "Modern", "Organic",
+              "Lightweight", "Deluxe", "Compact", "Urban", "Nordic", "Coastal", "Heritage"]
+MATERIALS = ["Cotton", "Linen", "Bamboo", "Oak", "Steel", "Leather", "Wool", "Ceramic",
+             "Recycled", "Merino", "Walnut", "Copper", "Canvas", "Glass"]
+OPTIONS = [
+    ("size", ["XS", "S", "M", "L", "XL"]),
+    ("colour", ["Black", "White", "Navy", "Olive", "Sand"]),
+    ("edition", ["Standard", "Plus", "Pro", "Max", "Mini"]),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SeedReport:
+    """What a seed run added."""
+
+    categories: int
+    customers: int
+    products: int
+    variants: int
+    images: int
+    reviews: int
+
+
+def slugify(text: str) -> str:
+    """'Home & Kitchen' -> 'home-kitchen'."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+async def seed_catalog(
+    connection: AsyncConnection, *, products: int, random_seed: int, currency: str
+) -> SeedReport:
+    """Add whatever part of the demo catalog of `products` products is missing."""
+    category_count, leaves = await _seed_categories(connection)
+    customer_count, customer_ids = await _seed_customers(connection, random_seed)
+    existing = set((await connection.execute(select(Product.slug))).scalars())
+    fake = Faker()
+    product_rows: list[dict[str, Any]] = []
+    children: list[tuple[int, dict[str, Any]]] = []
+    for index in range(products):
+        rng = random.Random(f"{random_seed}:product:{index}")
+        leaf_name, leaf_id, (low, high, nouns) = leaves[index % len(leaves)]
+        name = f"{rng.choice(ADJECTIVES)} {rng.choice(MATERIALS)} {rng.choice(nouns)}"
+        slug = f"{slugify(name)}-{index + 1}"
+        if slug in existing:
+            continue
+        fake.seed_instance(f"{random_seed}:text:{index}")
+        created = EPOCH + timedelta(minutes=rng.randrange(0, 600 * 24 * 60))
+        variant_rows = _variants(rng, index, low, high, currency)
+        review_rows = _reviews(rng, fake, customer_ids, created)
+        ratings = [review["rating"] for review in review_rows]
+        prices = [variant["price_minor"] for variant in variant_rows]
+        product_rows.append(
+            {
+                "slug": slug,
+                "name": name,
+                "description": f"{fake.paragraph(nb_sentences=3)} Part of our {leaf_name.lower()} range.",
+                "category_id": leaf_id,
+                "is_published": rng.random() > 0.03,
+                "currency": currency,
+                "price_min_minor": min(prices),
+                "price_max_minor": max(prices),
+                "rating_count": len(ratings),
+                "rating_average": sum(ratings) / len(ratings) if ratings else 0.0,
+                "created_at": created,
+                "updated_at": created,
+            }
+        )
+        images = [
+            {"url": f"https://images.shopgraph.example/products/{slug}/{n}.jpg",
+             "alt": f"{name}, view {n + 1}", "position": n}
+            for n in range(rng.randint(1, 4))
+        ]
+        children.append((len(product_rows) - 1, {"variants": variant_rows, "images": images, "reviews": review_rows}))
+    ids: list[int] = []
+    for start in range(0, len(product_rows), BATCH):
+        result = await connection.execute(
+            insert(Product).returning(Product.id, sort_by_parameter_order=True),
+            product_rows[start : start + BATCH],
+        )
+        ids.extend(result.scalars())
+    counts = {"variants": 0, "images": 0, "reviews": 0}
+    for model, kind in ((ProductVariant, "variants"), (ProductImage, "images"), (Review, "reviews")):
+        rows = [
+            {**row, "product_id": ids[position]}
+            for position, related in children
+            for row in related[kind]
+        ]
+        for start in range(0, len(rows), BATCH * 5):
+            await connection.execute(insert(model), rows[start : start + BATCH * 5])
+        counts[kind] = len(rows)
+    return SeedReport(
+        categories=category_count,
+        customers=customer_count,
+        products=len(product_rows),
+        variants=counts["variants"],
+        images=counts["images"],
+        reviews=counts["reviews"],
+    )
+
+
+def _variants(rng: random.Random, index: int, low: int, high: int, currency: str) -> list[dict[str, Any]]:
+    option, values = rng.choice(OPTIONS)
+    base = rng.randrange(low, high) // 100 * 100 + 99
+    rows = []
+    for position, value in enumerate(rng.sample(values, rng.randint(1, 5))):
+        rows.append(
+            {
+                "sku": f"SG-{index + 1:06d}-{position + 1}",
+                "name": value,
+                "price_minor": base + position * rng.choice([0, 0, 500, 1000]),
+                "currency": currency,
+                "stock": rng.choice([0, 0, 3, 8, 15, 40, 120]),
+                "attributes": {option: value},
+                "position": position,
+            }
+        )
+    return rows
+
+
+def _reviews(
+    rng: random.Random, fake: Faker, customer_ids: list[int], created: datetime
+) -> list[dict[str, Any]]:
+    count = min(rng.randint(0, 20), len(customer_ids))
+    rows = []
+    for author in rng.sample(customer_ids, count):
+        rating = rng.choices([1, 2, 3, 4, 5], weights=[1, 1, 3, 6, 7])[0]
+        rows.append(
+            {
+                "user_id": author,
+                "rating": rating,
+                "title": fake.sentence(nb_words=rng.randint(3, 7)).rstrip("."),
+                "body": fake.paragraph(nb_sentences=rng.randint(1, 4)),
+                "created_at": created + timedelta(minutes=rng.randrange(60, 200 * 24 * 60)),
+            }
+        )
+    return rows
+
+
+async def _seed_categories(
+    connection: AsyncConnection,
+) -> tuple[int, list[tuple[str, int, tuple[int, int, Sequence[str]]]]]:
+    existing = {row.slug: row.id for row in await connection.execute(select(Category.slug, Category.id))}
+    added = 0
+    leaves = []
+    for root_position, (root_name, subcategories) in enumerate(CATALOG.items()):
+        root_slug = slugify(root_name)
+        if root_slug not in existing:
+            result = await connection.execute(
+                insert(Category).returning(Category.id),
+                [{"slug": root_slug, "name": root_name, "position": root_position,
+                  "description": f"Everything in {root_name.lower()}."}],
+            )
+            existing[root_slug] = result.scalar_one()
+            added += 1
+        for position, (name, spec) in enumerate(subcategories.items()):
+            slug = f"{root_slug}-{slugify(name)}"
+            if slug not in existing:
+                result = await connection.execute(
+                    insert(Category).returning(Category.id),
+                    [{"slug": slug, "name": name, "position": position,
+                      "parent_id": existing[root_slug], "description": None}],
+                )
+                existing[slug] = result.scalar_one()
+                added += 1
+            leaves.append((name, existing[slug], spec))
+    return added, leaves
+
+
+async def _seed_customers(connection: AsyncConnection, random_seed: int) -> tuple[int, list[int]]:
+    fake = Faker()
+    fake.seed_instance(f"{random_seed}:customers")
+    wanted = []
+    for n in range(CUSTOMER_COUNT):
+        first, last = fake.first_name(), fake.last_name()
+        wanted.append({"email": f"{slugify(first)}.{slugify(last)}.{n + 1}@demo.shopgraph.example",
+                       "full_name": f"{first} {last}", "role": Role.CUSTOMER})
+    emails = [row["email"] for row in wanted]
+    found = set((await connection.execute(select(User.email).where(User.email.in_(emails)))).scalars())
+    missing = [row for row in wanted if row["email"] not in found]
+    if missing:
+        await connection.execute(insert(User), missing)
+    rows = await connection.execute(select(User.email, User.id).where(User.email.in_(emails)))
+    by_email = {row.email: row.id for row in rows}
+    return len(missing), [by_email[email] for email in emails]
+
+
+async def count_products(connection: AsyncConnection) -> int:
+    """How many products the catalog holds."""
+    return int((await connection.execute(select(func.count()).select_from(Product))).scalar_one())
