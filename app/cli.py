@@ -73,8 +73,12 @@ def migrate() -> None:
 
 @cli.command()
 def seed(
-    products: Annotated[int, typer.Option(help="How many demo products.", min=0, max=1_000_000)] = 500,
-    random_seed: Annotated[int, typer.Option(help="Seed of the generator; same seed, same shop.")] = 42,
+    products: Annotated[
+        int, typer.Option(help="How many demo products.", min=0, max=1_000_000)
+    ] = 500,
+    random_seed: Annotated[
+        int, typer.Option(help="Seed of the generator; same seed, same shop.")
+    ] = 42,
 ) -> None:
     """Add a deterministic demo catalog (idempotent: only what is missing is added)."""
     from app.platform.checks import check_ready
@@ -88,7 +92,10 @@ def seed(
         try:
             async with db.engine.begin() as connection:
                 report = await seed_catalog(
-                    connection, products=products, random_seed=random_seed, currency=settings.currency
+                    connection,
+                    products=products,
+                    random_seed=random_seed,
+                    currency=settings.currency,
                 )
         finally:
             await db.dispose()

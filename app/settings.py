@@ -68,7 +68,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _production_needs_a_secret(self) -> Settings:
         if self.env is Environment.PRODUCTION and (
-            self.secret_key == DEVELOPMENT_SECRET_KEY or len(self.secret_key) < MIN_SECRET_KEY_LENGTH
+            self.secret_key == DEVELOPMENT_SECRET_KEY
+            or len(self.secret_key) < MIN_SECRET_KEY_LENGTH
         ):
             raise ValueError(
                 f"SHOPGRAPH_SECRET_KEY: production needs a random secret of at least "

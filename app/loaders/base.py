@@ -42,7 +42,8 @@ class BatchLoader(DataLoader[K, V]):
         """Run one read statement on its own short AUTOCOMMIT connection."""
         async with self.db.read() as connection:
             result = await connection.execute(stmt)
-            return result.all()
+            rows: Sequence[Row[Any]] = result.all()
+            return rows
 
 
 def by_key(rows: Iterable[Row[Any]], keys: list[K], column: str) -> list[Row[Any] | None]:

@@ -152,7 +152,5 @@ class UserNameByIdLoader(BatchLoader[int, OptionalRow]):
     """Only id and full name of users: what public profiles may show."""
 
     async def load_batch(self, keys: list[int]) -> list[OptionalRow]:
-        rows = await self.fetch(
-            select(users.c.id, users.c.full_name).where(users.c.id.in_(keys))
-        )
+        rows = await self.fetch(select(users.c.id, users.c.full_name).where(users.c.id.in_(keys)))
         return by_key(rows, keys, "id")

@@ -73,7 +73,7 @@ def partitioned_page_select(
     return (
         select(inner)
         .where(inner.c.page_row_number <= page.limit + 1)
-        .order_by(inner.c[partition.name], inner.c.page_row_number)  # type: ignore[attr-defined]
+        .order_by(inner.c[partition.name], inner.c.page_row_number)
     )
 
 

@@ -114,7 +114,9 @@ def sort_value(row: Row[Any], field: ProductSortField) -> SortValue:
 
 def keyset_order(order: ProductOrder) -> KeysetOrder:
     """The keyset ordering for a product sort, with the id as tie-breaker."""
-    return KeysetOrder(key=_SORT_KEYS[order.field], id_column=products.c.id, descending=order.descending)
+    return KeysetOrder(
+        key=_SORT_KEYS[order.field], id_column=products.c.id, descending=order.descending
+    )
 
 
 def category_subtrees(roots: Select[Any]) -> CTE:
@@ -132,7 +134,9 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def filter_conditions(spec: ProductFilterSpec, *, include_unpublished: bool) -> list[ColumnElement[bool]]:
+def filter_conditions(
+    spec: ProductFilterSpec, *, include_unpublished: bool
+) -> list[ColumnElement[bool]]:
     """WHERE terms for a filter (and for what the viewer may see)."""
     terms: list[ColumnElement[bool]] = []
     if not include_unpublished:
@@ -158,10 +162,14 @@ def filter_conditions(spec: ProductFilterSpec, *, include_unpublished: bool) -> 
     if spec.price_max_minor is not None:
         terms.append(products.c.price_min_minor <= spec.price_max_minor)
     if spec.in_stock is not None:
-        has_stock = exists().where(and_(variants.c.product_id == products.c.id, variants.c.stock > 0))
+        has_stock = exists().where(
+            and_(variants.c.product_id == products.c.id, variants.c.stock > 0)
+        )
         terms.append(has_stock if spec.in_stock else not_(has_stock))
     if spec.rating_min is not None:
-        terms.append(and_(products.c.rating_count > 0, products.c.rating_average >= spec.rating_min))
+        terms.append(
+            and_(products.c.rating_count > 0, products.c.rating_average >= spec.rating_min)
+        )
     return terms
 
 
@@ -177,7 +185,9 @@ class ProductPagesLoader(BatchLoader[ProductPageKey, Page[Row[Any]]]):
             conditions = filter_conditions(spec, include_unpublished=self.include_unpublished)
             ordering = keyset_order(order)
             if None in scopes:
-                rows = await self.fetch(single_page_select(select(products).where(*conditions), ordering, page))
+                rows = await self.fetch(
+                    single_page_select(select(products).where(*conditions), ordering, page)
+                )
                 pages[ProductPageKey(None, spec, order, page)] = to_page(rows, page)
             scoped = [scope for scope in scopes if scope is not None]
             if scoped:
@@ -187,10 +197,14 @@ class ProductPagesLoader(BatchLoader[ProductPageKey, Page[Row[Any]]]):
                     .join(tree, tree.c.id == products.c.category_id)
                     .where(*conditions)
                 )
-                paged = partitioned_page_select(stmt, tree.c.root_id.label("scope_id"), ordering, page)
+                paged = partitioned_page_select(
+                    stmt, tree.c.root_id.label("scope_id"), ordering, page
+                )
                 grouped = group_pages(await self.fetch(paged), lambda row: row.scope_id, page)
                 for scope in scoped:
-                    pages[ProductPageKey(scope, spec, order, page)] = grouped.get(scope) or to_page([], page)
+                    pages[ProductPageKey(scope, spec, order, page)] = grouped.get(scope) or to_page(
+                        [], page
+                    )
         return [pages[key] for key in keys]
 
 
@@ -205,19 +219,21 @@ class ProductCountLoader(BatchLoader[ProductCountKey, int]):
         for spec, scopes in groups.items():
             conditions = filter_conditions(spec, include_unpublished=self.include_unpublished)
             if None in scopes:
-                rows = await self.fetch(select(func.count()).select_from(products).where(*conditions))
+                rows = await self.fetch(
+                    select(func.count()).select_from(products).where(*conditions)
+                )
                 counts[ProductCountKey(None, spec)] = int(rows[0][0])
             scoped = [scope for scope in scopes if scope is not None]
             if scoped:
                 tree = category_subtrees(_roots_by_id(scoped))
                 stmt = (
-                    select(tree.c.root_id, func.count())
+                    select(tree.c.root_id, func.count().label("total"))
                     .select_from(products)
                     .join(tree, tree.c.id == products.c.category_id)
                     .where(*conditions)
                     .group_by(tree.c.root_id)
                 )
-                found = {row[0]: int(row[1]) for row in await self.fetch(stmt)}
+                found = {row.root_id: int(row.total) for row in await self.fetch(stmt)}
                 for scope in scoped:
                     counts[ProductCountKey(scope, spec)] = found.get(scope, 0)
         return [counts[key] for key in keys]

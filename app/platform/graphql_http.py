@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from strawberry.types.graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.exceptions import MissingQueryError
-from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.http.ides import get_graphql_ide_html
 from strawberry.schema import BaseSchema
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
 
 from app.db import count_statements
 from app.platform.errors import ErrorCode
@@ -88,7 +88,11 @@ def negotiate(accept: str | None) -> str | None:
 
 def _params_from(data: object) -> GraphQLParams:
     if isinstance(data, list):
-        raise RequestError(400, "Batched requests are not supported: send one operation per request", ErrorCode.BAD_REQUEST)
+        raise RequestError(
+            400,
+            "Batched requests are not supported: send one operation per request",
+            ErrorCode.BAD_REQUEST,
+        )
     if not isinstance(data, dict):
         raise RequestError(400, "The request body must be a JSON object", ErrorCode.BAD_REQUEST)
     query = data.get("query")
@@ -111,19 +115,25 @@ def _json_param(raw: str | None, name: str) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise RequestError(400, f"The `{name}` parameter is not valid JSON", ErrorCode.BAD_REQUEST) from None
+        raise RequestError(
+            400, f"The `{name}` parameter is not valid JSON", ErrorCode.BAD_REQUEST
+        ) from None
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestError(413, f"The request body is larger than {limit} bytes", ErrorCode.PAYLOAD_TOO_LARGE)
+        raise RequestError(
+            413, f"The request body is larger than {limit} bytes", ErrorCode.PAYLOAD_TOO_LARGE
+        )
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise RequestError(413, f"The request body is larger than {limit} bytes", ErrorCode.PAYLOAD_TOO_LARGE)
+            raise RequestError(
+                413, f"The request body is larger than {limit} bytes", ErrorCode.PAYLOAD_TOO_LARGE
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -142,24 +152,34 @@ async def read_params(request: Request, max_body_bytes: int) -> GraphQLParams:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != JSON:
         raise RequestError(
-            415, "Send the request as `Content-Type: application/json`", ErrorCode.UNSUPPORTED_MEDIA_TYPE
+            415,
+            "Send the request as `Content-Type: application/json`",
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
         )
     body = await _read_body(request, max_body_bytes)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise RequestError(400, "The request body is not valid JSON", ErrorCode.BAD_REQUEST) from None
+        raise RequestError(
+            400, "The request body is not valid JSON", ErrorCode.BAD_REQUEST
+        ) from None
     return _params_from(data)
 
 
 def error_response(error: RequestError, media_type: str) -> Response:
     """A request-level failure as a GraphQL error body."""
     body = {"errors": [{"message": error.message, "extensions": {"code": error.code.value}}]}
-    return Response(orjson.dumps(body), status_code=error.status, media_type=media_type, headers=error.headers)
+    return Response(
+        orjson.dumps(body), status_code=error.status, media_type=media_type, headers=error.headers
+    )
 
 
 def _wants_html(request: Request) -> bool:
-    return request.method == "GET" and "query" not in request.query_params and "text/html" in request.headers.get("accept", "")
+    return (
+        request.method == "GET"
+        and "query" not in request.query_params
+        and "text/html" in request.headers.get("accept", "")
+    )
 
 
 class GraphQLEndpoint:
@@ -192,7 +212,9 @@ class GraphQLEndpoint:
                 )
             if request.method not in ("GET", "POST"):
                 raise RequestError(
-                    405, "GraphQL is served over GET and POST only", ErrorCode.METHOD_NOT_ALLOWED,
+                    405,
+                    "GraphQL is served over GET and POST only",
+                    ErrorCode.METHOD_NOT_ALLOWED,
                     {"Allow": "GET, POST"},
                 )
             params = await read_params(request, self.max_body_bytes)
@@ -216,20 +238,26 @@ class GraphQLEndpoint:
             except InvalidOperationTypeError as error:
                 if request.method == "GET":
                     raise RequestError(
-                        405, "Mutations must be sent with POST", ErrorCode.METHOD_NOT_ALLOWED,
+                        405,
+                        "Mutations must be sent with POST",
+                        ErrorCode.METHOD_NOT_ALLOWED,
                         {"Allow": "POST"},
                     ) from None
                 raise RequestError(
                     400, error.as_http_error_reason(request.method), ErrorCode.BAD_REQUEST
                 ) from None
             except CannotGetOperationTypeError as error:
-                raise RequestError(400, error.as_http_error_reason(), ErrorCode.BAD_REQUEST) from None
+                raise RequestError(
+                    400, error.as_http_error_reason(), ErrorCode.BAD_REQUEST
+                ) from None
             except MissingQueryError:
-                raise RequestError(400, "No GraphQL query found in the request", ErrorCode.BAD_REQUEST) from None
+                raise RequestError(
+                    400, "No GraphQL query found in the request", ErrorCode.BAD_REQUEST
+                ) from None
         body: dict[str, Any] = {}
         errors = result.errors or []
-        failed_before_execution = bool(errors) and result.data is None and all(
-            error.path is None for error in errors
+        failed_before_execution = (
+            bool(errors) and result.data is None and all(error.path is None for error in errors)
         )
         if errors:
             body["errors"] = [error.formatted for error in errors]

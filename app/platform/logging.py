@@ -11,7 +11,9 @@ import structlog
 def configure_logging(*, level: str, json_lines: bool) -> None:
     """Route stdlib and structlog records through one renderer on stderr."""
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer(
+        structlog.processors.JSONRenderer()
+        if json_lines
+        else structlog.dev.ConsoleRenderer(
             colors=False, exception_formatter=structlog.dev.plain_traceback
         )
     )

@@ -33,7 +33,9 @@ class CatalogQuery:
     """Catalog reads."""
 
     @strawberry.field(description="A published product by ID or slug; null if there is none.")
-    async def product(self, info: strawberry.Info, id: ById = None, slug: BySlug = None) -> Product | None:
+    async def product(
+        self, info: strawberry.Info, id: ById = None, slug: BySlug = None
+    ) -> Product | None:
         _one_of(id, slug)
         loaders = info.context.loaders
         if id is not None:
@@ -50,9 +52,12 @@ class CatalogQuery:
         after: After = None,
         last: Last = None,
         before: Before = None,
-        filter: Annotated[ProductFilter | None, strawberry.argument(description="Narrow the list down.")] = None,
+        filter: Annotated[
+            ProductFilter | None, strawberry.argument(description="Narrow the list down.")
+        ] = None,
         sort_by: Annotated[
-            ProductSort | None, strawberry.argument(description="Sort order (default: name A to Z).")
+            ProductSort | None,
+            strawberry.argument(description="Sort order (default: name A to Z)."),
         ] = None,
     ) -> ProductConnection:
         return await product_connection(
@@ -60,7 +65,9 @@ class CatalogQuery:
         )
 
     @strawberry.field(description="A category by ID or slug; null if there is none.")
-    async def category(self, info: strawberry.Info, id: ById = None, slug: BySlug = None) -> Category | None:
+    async def category(
+        self, info: strawberry.Info, id: ById = None, slug: BySlug = None
+    ) -> Category | None:
         _one_of(id, slug)
         loaders = info.context.loaders
         if id is not None:

@@ -55,7 +55,9 @@ async def _fetch_node(loaders: Loaders, id: str) -> Node | None:
     decoded = from_global_id(id)
     fetch = _FETCHERS.get(decoded.type_name)
     if fetch is None:
-        raise InvalidInput(f"Invalid ID {id[:80]!r}: no object type {decoded.type_name!r} can be fetched by ID")
+        raise InvalidInput(
+            f"Invalid ID {id[:80]!r}: no object type {decoded.type_name!r} can be fetched by ID"
+        )
     return await fetch(loaders, decoded.pk)
 
 
@@ -63,18 +65,25 @@ async def _fetch_node(loaders: Loaders, id: str) -> Node | None:
 class NodeQuery:
     """Relay object identification."""
 
-    @strawberry.field(description="Any object by its global ID; null if it does not exist or is not visible.")
+    @strawberry.field(
+        description="Any object by its global ID; null if it does not exist or is not visible."
+    )
     async def node(
-        self, info: strawberry.Info, id: Annotated[strawberry.ID, strawberry.argument(description="Global ID.")]
+        self,
+        info: strawberry.Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global ID.")],
     ) -> Node | None:
         return await _fetch_node(info.context.loaders, id)
 
-    @strawberry.field(description="Several objects by global ID, in the same order; null where one is missing.")
+    @strawberry.field(
+        description="Several objects by global ID, in the same order; null where one is missing."
+    )
     async def nodes(
         self,
         info: strawberry.Info,
         ids: Annotated[
-            list[strawberry.ID], strawberry.argument(description=f"Global IDs (at most {MAX_NODES}).")
+            list[strawberry.ID],
+            strawberry.argument(description=f"Global IDs (at most {MAX_NODES})."),
         ],
     ) -> list[Node | None]:
         if len(ids) > MAX_NODES:

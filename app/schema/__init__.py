@@ -34,9 +34,10 @@ def build_schema(*, document_cache_size: int = 1000) -> ShopgraphSchema:
     """The GraphQL schema with its extensions."""
     extensions: list[Any] = [ClientErrors]
     if document_cache_size:
+        # Factories: the caches behind them are module-level LRUs shared by every request.
         extensions += [
-            ParserCache(maxsize=document_cache_size),
-            ValidationCache(maxsize=document_cache_size),
+            lambda: ParserCache(maxsize=document_cache_size),
+            lambda: ValidationCache(maxsize=document_cache_size),
         ]
     return ShopgraphSchema(
         query=Query,

@@ -11,16 +11,18 @@ import strawberry
 from sqlalchemy import Row
 from strawberry.scalars import JSON
 
+from app.loaders.catalog import REVIEW_SORT
 from app.loaders.paging import Page, cursor_for
 from app.loaders.products import (
     ProductCountKey,
     ProductFilterSpec,
     ProductOrder,
     ProductPageKey,
-    ProductSortField as SortField,
     sort_value,
 )
-from app.loaders.catalog import REVIEW_SORT
+from app.loaders.products import (
+    ProductSortField as SortField,
+)
 from app.platform.errors import InvalidInput
 from app.platform.global_ids import decode_id_of, to_global_id
 from app.platform.money import to_minor
@@ -38,7 +40,9 @@ class ProductSortField(Enum):
     NAME = strawberry.enum_value("NAME", description="Product name.")
     PRICE = strawberry.enum_value("PRICE", description="Lowest variant price.")
     CREATED_AT = strawberry.enum_value("CREATED_AT", description="When the product was added.")
-    RATING = strawberry.enum_value("RATING", description="Average rating (unrated products count as 0).")
+    RATING = strawberry.enum_value(
+        "RATING", description="Average rating (unrated products count as 0)."
+    )
 
 
 @strawberry.input(description="How to sort products.")
@@ -50,7 +54,9 @@ class ProductSort:
 
     def to_order(self) -> ProductOrder:
         """In storage terms."""
-        return ProductOrder(field=SortField(self.field.value), descending=self.direction is SortDirection.DESC)
+        return ProductOrder(
+            field=SortField(self.field.name), descending=self.direction is SortDirection.DESC
+        )
 
 
 @strawberry.input(description="Conditions a product must meet; all given ones apply.")
@@ -64,7 +70,8 @@ class ProductFilter:
         default=None, description="Only the category with this slug and its subcategories."
     )
     search: str | None = strawberry.field(
-        default=None, description="Text in the name or description (case-insensitive, at most 200 characters)."
+        default=None,
+        description="Text in the name or description (case-insensitive, at most 200 characters).",
     )
     price_min: Decimal | None = strawberry.field(
         default=None, description="Lowest variant price at least this (in the shop currency)."
@@ -76,7 +83,8 @@ class ProductFilter:
         default=None, description="true: some variant in stock; false: none in stock."
     )
     rating_min: float | None = strawberry.field(
-        default=None, description="Average rating at least this (1 to 5); unrated products are left out."
+        default=None,
+        description="Average rating at least this (1 to 5); unrated products are left out.",
     )
 
     def to_spec(self, currency: str) -> ProductFilterSpec:
@@ -147,7 +155,8 @@ class Category(Node):
             ProductFilter | None, strawberry.argument(description="Narrow the list down.")
         ] = None,
         sort_by: Annotated[
-            ProductSort | None, strawberry.argument(description="Sort order (default: name A to Z).")
+            ProductSort | None,
+            strawberry.argument(description="Sort order (default: name A to Z)."),
         ] = None,
     ) -> ProductConnection:
         return await product_connection(
@@ -179,7 +188,9 @@ class ProductImage:
         return cls(url=row.url, alt=row.alt, position=row.position)
 
 
-@strawberry.type(description="A buyable version of a product (size, colour...) with its own price and stock.")
+@strawberry.type(
+    description="A buyable version of a product (size, colour...) with its own price and stock."
+)
 class ProductVariant(Node):
     """A variant."""
 
@@ -190,7 +201,7 @@ class ProductVariant(Node):
     name: str = strawberry.field(description="Display name, e.g. 'Large / Blue'.")
     price: Money = strawberry.field(description="Unit price.")
     in_stock: bool = strawberry.field(description="Whether at least one unit can be ordered.")
-    attributes: JSON = strawberry.field(description="Free-form attributes, e.g. {\"size\": \"L\"}.")
+    attributes: JSON = strawberry.field(description='Free-form attributes, e.g. {"size": "L"}.')
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> ProductVariant:
@@ -361,7 +372,9 @@ class Product(Node):
     ) -> ReviewConnection:
         page = _page(info, REVIEW_SORT, first=first, after=after, last=last, before=before)
         result = await info.context.loaders.review_pages_by_product_id.load((self.pk, page))
-        edges = [ReviewEdge(sort_value=row.created_at, node=Review.from_row(row)) for row in result.rows]
+        edges = [
+            ReviewEdge(sort_value=row.created_at, node=Review.from_row(row)) for row in result.rows
+        ]
         return ReviewConnection(
             edges=edges,
             page_info=_page_info(result, [edge.cursor() for edge in edges[:1] + edges[-1:]]),
@@ -396,7 +409,13 @@ class ProductConnection:
 
 
 def _page(
-    info: strawberry.Info, sort: str, *, first: int | None, after: str | None, last: int | None, before: str | None
+    info: strawberry.Info,
+    sort: str,
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
 ) -> PageRequest:
     settings = info.context.settings
     return page_request(
@@ -438,7 +457,11 @@ async def product_connection(
         ProductPageKey(scope_category_id, spec, order, page)
     )
     edges = [
-        ProductEdge(sort=order.cursor_sort, sort_value=sort_value(row, order.field), node=Product.from_row(row))
+        ProductEdge(
+            sort=order.cursor_sort,
+            sort_value=sort_value(row, order.field),
+            node=Product.from_row(row),
+        )
         for row in result.rows
     ]
     return ProductConnection(

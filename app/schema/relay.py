@@ -33,12 +33,16 @@ First = Annotated[
     ),
 ]
 After = Annotated[
-    str | None, strawberry.argument(description="Return items after this cursor (from a previous page).")
+    str | None,
+    strawberry.argument(description="Return items after this cursor (from a previous page)."),
 ]
 Last = Annotated[
     int | None,
-    strawberry.argument(description="Return the last N items (at most 100 unless the server says otherwise)."),
+    strawberry.argument(
+        description="Return the last N items (at most 100 unless the server says otherwise)."
+    ),
 ]
 Before = Annotated[
-    str | None, strawberry.argument(description="Return items before this cursor (from a previous page).")
+    str | None,
+    strawberry.argument(description="Return items before this cursor (from a previous page)."),
 ]

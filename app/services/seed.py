@@ -63,10 +63,38 @@ CATALOG: dict[str, dict[str, tuple[int, int, Sequence[str]]]] = {
         "Hair Care": (600, 4900, ["Shampoo", "Conditioner", "Hair Oil"]),
     },
 }
-ADJECTIVES = ["Classic", "Everyday", "Premium", "Essential", "Vintage", "Modern", "Organic",
-              "Lightweight", "Deluxe", "Compact", "Urban", "Nordic", "Coastal", "Heritage"]
-MATERIALS = ["Cotton", "Linen", "Bamboo", "Oak", "Steel", "Leather", "Wool", "Ceramic",
-             "Recycled", "Merino", "Walnut", "Copper", "Canvas", "Glass"]
+ADJECTIVES = [
+    "Classic",
+    "Everyday",
+    "Premium",
+    "Essential",
+    "Vintage",
+    "Modern",
+    "Organic",
+    "Lightweight",
+    "Deluxe",
+    "Compact",
+    "Urban",
+    "Nordic",
+    "Coastal",
+    "Heritage",
+]
+MATERIALS = [
+    "Cotton",
+    "Linen",
+    "Bamboo",
+    "Oak",
+    "Steel",
+    "Leather",
+    "Wool",
+    "Ceramic",
+    "Recycled",
+    "Merino",
+    "Walnut",
+    "Copper",
+    "Canvas",
+    "Glass",
+]
 OPTIONS = [
     ("size", ["XS", "S", "M", "L", "XL"]),
     ("colour", ["Black", "White", "Navy", "Olive", "Sand"]),
@@ -131,11 +159,19 @@ async def seed_catalog(
             }
         )
         images = [
-            {"url": f"https://images.shopgraph.example/products/{slug}/{n}.jpg",
-             "alt": f"{name}, view {n + 1}", "position": n}
+            {
+                "url": f"https://images.shopgraph.example/products/{slug}/{n}.jpg",
+                "alt": f"{name}, view {n + 1}",
+                "position": n,
+            }
             for n in range(rng.randint(1, 4))
         ]
-        children.append((len(product_rows) - 1, {"variants": variant_rows, "images": images, "reviews": review_rows}))
+        children.append(
+            (
+                len(product_rows) - 1,
+                {"variants": variant_rows, "images": images, "reviews": review_rows},
+            )
+        )
     ids: list[int] = []
     for start in range(0, len(product_rows), BATCH):
         result = await connection.execute(
@@ -144,7 +180,11 @@ async def seed_catalog(
         )
         ids.extend(result.scalars())
     counts = {"variants": 0, "images": 0, "reviews": 0}
-    for model, kind in ((ProductVariant, "variants"), (ProductImage, "images"), (Review, "reviews")):
+    for model, kind in (
+        (ProductVariant, "variants"),
+        (ProductImage, "images"),
+        (Review, "reviews"),
+    ):
         rows = [
             {**row, "product_id": ids[position]}
             for position, related in children
@@ -163,7 +203,9 @@ async def seed_catalog(
     )
 
 
-def _variants(rng: random.Random, index: int, low: int, high: int, currency: str) -> list[dict[str, Any]]:
+def _variants(
+    rng: random.Random, index: int, low: int, high: int, currency: str
+) -> list[dict[str, Any]]:
     option, values = rng.choice(OPTIONS)
     base = rng.randrange(low, high) // 100 * 100 + 99
     rows = []
@@ -204,7 +246,9 @@ def _reviews(
 async def _seed_categories(
     connection: AsyncConnection,
 ) -> tuple[int, list[tuple[str, int, tuple[int, int, Sequence[str]]]]]:
-    existing = {row.slug: row.id for row in await connection.execute(select(Category.slug, Category.id))}
+    existing = {
+        row.slug: row.id for row in await connection.execute(select(Category.slug, Category.id))
+    }
     added = 0
     leaves = []
     for root_position, (root_name, subcategories) in enumerate(CATALOG.items()):
@@ -212,8 +256,14 @@ async def _seed_categories(
         if root_slug not in existing:
             result = await connection.execute(
                 insert(Category).returning(Category.id),
-                [{"slug": root_slug, "name": root_name, "position": root_position,
-                  "description": f"Everything in {root_name.lower()}."}],
+                [
+                    {
+                        "slug": root_slug,
+                        "name": root_name,
+                        "position": root_position,
+                        "description": f"Everything in {root_name.lower()}.",
+                    }
+                ],
             )
             existing[root_slug] = result.scalar_one()
             added += 1
@@ -222,8 +272,15 @@ async def _seed_categories(
             if slug not in existing:
                 result = await connection.execute(
                     insert(Category).returning(Category.id),
-                    [{"slug": slug, "name": name, "position": position,
-                      "parent_id": existing[root_slug], "description": None}],
+                    [
+                        {
+                            "slug": slug,
+                            "name": name,
+                            "position": position,
+                            "parent_id": existing[root_slug],
+                            "description": None,
+                        }
+                    ],
                 )
                 existing[slug] = result.scalar_one()
                 added += 1
@@ -237,10 +294,17 @@ async def _seed_customers(connection: AsyncConnection, random_seed: int) -> tupl
     wanted = []
     for n in range(CUSTOMER_COUNT):
         first, last = fake.first_name(), fake.last_name()
-        wanted.append({"email": f"{slugify(first)}.{slugify(last)}.{n + 1}@demo.shopgraph.example",
-                       "full_name": f"{first} {last}", "role": Role.CUSTOMER})
+        wanted.append(
+            {
+                "email": f"{slugify(first)}.{slugify(last)}.{n + 1}@demo.shopgraph.example",
+                "full_name": f"{first} {last}",
+                "role": Role.CUSTOMER,
+            }
+        )
     emails = [row["email"] for row in wanted]
-    found = set((await connection.execute(select(User.email).where(User.email.in_(emails)))).scalars())
+    found = set(
+        (await connection.execute(select(User.email).where(User.email.in_(emails)))).scalars()
+    )
     missing = [row for row in wanted if row["email"] not in found]
     if missing:
         await connection.execute(insert(User), missing)

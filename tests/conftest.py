@@ -1,0 +1,189 @@
+"""Real-service fixtures: every test runs against the embedded SQLite database and, when
+SHOPGRAPH_TEST_DATABASE_URL / SHOPGRAPH_TEST_REDIS_URL are set, against PostgreSQL and Redis.
+
+SHOPGRAPH_TEST_BACKENDS ("sqlite", "postgres" or "sqlite,postgres") narrows the set;
+SHOPGRAPH_TEST_REQUIRE_SERVICES=1 turns a missing or unreachable service into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from app.db import Database, StatementCounter, count_statements
+from app.main import create_app
+from app.platform.checks import run_migrations
+from app.services.seed import seed_catalog
+from app.settings import Settings
+
+PG_URL = os.environ.get("SHOPGRAPH_TEST_DATABASE_URL") or None
+REDIS_URL = os.environ.get("SHOPGRAPH_TEST_REDIS_URL") or None
+REQUIRE_SERVICES = os.environ.get("SHOPGRAPH_TEST_REQUIRE_SERVICES") == "1"
+SEED_PRODUCTS = 60
+
+
+def _backends() -> list[str]:
+    explicit = os.environ.get("SHOPGRAPH_TEST_BACKENDS")
+    if explicit:
+        return [name.strip() for name in explicit.split(",") if name.strip()]
+    return ["sqlite", "postgres"] if PG_URL else ["sqlite"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if REQUIRE_SERVICES and "postgres" in _backends() and not (PG_URL and REDIS_URL):
+        raise pytest.UsageError(
+            "SHOPGRAPH_TEST_REQUIRE_SERVICES=1 needs SHOPGRAPH_TEST_DATABASE_URL and SHOPGRAPH_TEST_REDIS_URL"
+        )
+
+
+def in_thread(fn: Any, *args: Any) -> Any:
+    """Run blocking set-up (alembic runs its own event loop) off the test's loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn, *args).result()
+
+
+async def recreate_postgres_database(url: str) -> None:
+    """Drop and create the database a PostgreSQL URL names."""
+    parsed = make_url(url)
+    admin = await asyncpg.connect(
+        host=parsed.host or "127.0.0.1",
+        port=parsed.port or 5432,
+        user=parsed.username or "postgres",
+        password=parsed.password,
+        database="postgres",
+    )
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{parsed.database}"')
+    finally:
+        await admin.close()
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where a test's data lives."""
+
+    name: str
+    database_url: str
+    redis_url: str | None
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Development settings against this backend."""
+        values: dict[str, Any] = {
+            "database_url": self.database_url,
+            "redis_url": self.redis_url,
+            "env": "development",
+            "debug": True,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+
+async def make_backend(name: str, tmp_dir: Path, label: str) -> Backend:
+    """A fresh, migrated database of the named kind."""
+    if name == "sqlite":
+        return Backend(name, f"sqlite+aiosqlite:///{tmp_dir / f'{label}.db'}", None)
+    if name != "postgres":
+        raise pytest.UsageError(f"unknown backend {name!r}")
+    if not PG_URL:
+        pytest.skip("SHOPGRAPH_TEST_DATABASE_URL is not set")
+    url = make_url(PG_URL)
+    database_url = url.set(database=f"{url.database}_{label}").render_as_string(hide_password=False)
+    try:
+        await recreate_postgres_database(database_url)
+    except (OSError, asyncpg.PostgresError) as error:
+        if REQUIRE_SERVICES:
+            raise
+        pytest.skip(f"PostgreSQL unreachable: {error}")
+    return Backend(name, database_url, REDIS_URL)
+
+
+@pytest.fixture(scope="session", params=_backends())
+async def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Backend:
+    """The migrated, seeded database shared by read-only tests (one per backend)."""
+    made = await make_backend(request.param, tmp_path_factory.mktemp("db"), "main")
+    in_thread(run_migrations, made.settings())
+    db = Database.from_settings(made.settings())
+    try:
+        async with db.engine.begin() as connection:
+            await seed_catalog(connection, products=SEED_PRODUCTS, random_seed=7, currency="EUR")
+    finally:
+        await db.dispose()
+    return made
+
+
+@pytest.fixture(scope="session")
+def settings(backend: Backend) -> Settings:
+    """Development settings (debug on) for the shared database."""
+    return backend.settings()
+
+
+@pytest.fixture(scope="session")
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process (ASGI), like a real client would."""
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://shopgraph.test"
+        ) as client,
+    ):
+        yield client
+
+
+class GraphQLClient:
+    """Sends GraphQL documents over HTTP and hands back the decoded response."""
+
+    def __init__(self, http: httpx.AsyncClient, headers: dict[str, str] | None = None) -> None:
+        self.http = http
+        self.headers = headers or {}
+
+    async def post(
+        self, query: str, variables: dict[str, Any] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """POST a document; return the raw response."""
+        payload: dict[str, Any] = {"query": query}
+        if variables is not None:
+            payload["variables"] = variables
+        return await self.http.post("/graphql", json=payload, headers=self.headers, **kwargs)
+
+    async def query(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST a document that must succeed; return `data`."""
+        response = await self.post(query, variables)
+        body = response.json()
+        assert response.status_code == 200, body
+        assert "errors" not in body, body["errors"]
+        return body["data"]  # type: ignore[no-any-return]
+
+    async def errors(
+        self, query: str, variables: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """POST a document that must fail; return its errors."""
+        response = await self.post(query, variables)
+        body = response.json()
+        assert body.get("errors"), body
+        return body["errors"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def anonymous(app_client: httpx.AsyncClient) -> GraphQLClient:
+    """A caller who is not signed in."""
+    return GraphQLClient(app_client)
+
+
+@pytest.fixture
+def sql_statements() -> Iterator[StatementCounter]:
+    """Counts the SQL statements that run while the test does (same task, and tasks it starts)."""
+    with count_statements(keep_text=True) as counter:
+        yield counter
