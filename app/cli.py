@@ -18,7 +18,6 @@ from app.settings import Settings, SettingsError, load_settings
 cli = typer.Typer(
     name="shopgraph",
     help="shopgraph: a GraphQL API server for online shops.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
@@ -128,7 +127,18 @@ def main() -> None:
     from app.platform.checks import NotReady
 
     try:
-        cli()
+        cli(standalone_mode=False)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        sys.exit(1)
+    except typer.TyperException as error:
+        # Usage errors as one line, not a box: scripts and people read them alike.
+        format_message = getattr(error, "format_message", None)
+        message = format_message() if callable(format_message) else str(error)
+        typer.echo(f"error: {message} (see `shopgraph --help`)", err=True)
+        sys.exit(int(getattr(error, "exit_code", 2)))
     except (CommandError, NotReady) as error:
         typer.echo(f"error: {error}", err=True)
         sys.exit(2)

@@ -13,10 +13,14 @@ from app.settings import Settings
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """Who is asking: a user id and role, or nobody."""
+    """Who is asking: a user (id, role, session), a partner (id, scopes, tier), or nobody."""
 
     user_id: int | None = None
     role: Role | None = None
+    session_id: str | None = None
+    partner_id: int | None = None
+    scopes: frozenset[str] = frozenset()
+    rate_tier: str | None = None
 
     @property
     def is_authenticated(self) -> bool:
@@ -27,6 +31,16 @@ class Viewer:
     def is_staff(self) -> bool:
         """Whether the viewer may manage the shop."""
         return self.role in (Role.STAFF, Role.ADMIN)
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the viewer may manage staff."""
+        return self.role is Role.ADMIN
+
+    @property
+    def is_partner(self) -> bool:
+        """Whether the caller is a partner application."""
+        return self.partner_id is not None
 
 
 ANONYMOUS = Viewer()
@@ -40,6 +54,7 @@ class Context:
     settings: Settings
     request_id: str
     viewer: Viewer = field(default=ANONYMOUS)
+    client_ip: str = "-"
 
     @cached_property
     def loaders(self) -> Loaders:

@@ -10,11 +10,13 @@ from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from app.context import Context
 from app.db import Database
-from app.platform.graphql_http import GraphQLEndpoint, request_id_of
+from app.platform.graphql_execution import GraphQLExecutor
+from app.platform.graphql_http import STATIC_DIR, GraphQLEndpoint, request_id_of
 from app.platform.middleware import RequestIdMiddleware
 from app.schema import build_schema
 from app.settings import Environment, Settings
@@ -23,13 +25,14 @@ from app.settings import Environment, Settings
 def create_app(settings: Settings) -> Starlette:
     """Build the ASGI app; engines are opened in the lifespan and closed after it."""
     db = Database.from_settings(settings)
-    schema = build_schema(document_cache_size=settings.document_cache_size)
+    schema = build_schema()
+    executor = GraphQLExecutor(schema, cache_size=settings.document_cache_size)
 
     def make_context(request: Request) -> Context:
         return Context(db=db, settings=settings, request_id=request_id_of(request))
 
     graphql = GraphQLEndpoint(
-        schema,
+        executor,
         context_factory=make_context,
         max_body_bytes=settings.max_body_bytes,
         debug=settings.debug_enabled,
@@ -50,6 +53,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             Route("/graphql", graphql.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             Route("/health", health, methods=["GET"]),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[
             Middleware(RequestIdMiddleware),

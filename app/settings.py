@@ -49,6 +49,44 @@ class Settings(BaseSettings):
     db_pool_size: Annotated[int, Field(ge=1, le=200)] = 10
     document_cache_size: Annotated[int, Field(ge=0, le=100_000)] = 1000
 
+    # Authentication
+    access_token_ttl_seconds: Annotated[int, Field(ge=30, le=86_400)] = 900
+    refresh_token_ttl_days: Annotated[int, Field(ge=1, le=365)] = 30
+    partner_token_ttl_seconds: Annotated[int, Field(ge=30, le=86_400)] = 900
+    jwt_keys: dict[str, str] | None = Field(
+        default=None,
+        description="JSON object kid -> signing secret; every key verifies, the active one signs. "
+        "Unset: one key derived from SECRET_KEY.",
+    )
+    jwt_active_kid: str | None = None
+    password_min_length: Annotated[int, Field(ge=8, le=128)] = 10
+    password_hash_concurrency: Annotated[int, Field(ge=1, le=64)] = 2
+    login_max_failures_per_account: Annotated[int, Field(ge=1, le=1000)] = 5
+    login_max_failures_per_ip: Annotated[int, Field(ge=1, le=10_000)] = 20
+    login_failure_window_seconds: Annotated[int, Field(ge=1, le=86_400)] = 900
+
+    # Query limits, checked before execution
+    max_query_depth: Annotated[int, Field(ge=1, le=100)] = 10
+    max_aliases: Annotated[int, Field(ge=1, le=1000)] = 30
+    max_tokens: Annotated[int, Field(ge=10, le=1_000_000)] = 5000
+    max_directives: Annotated[int, Field(ge=0, le=1000)] = 50
+    max_query_cost: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    operation_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
+    introspection: bool | None = Field(
+        default=None, description="Allow introspection; defaults to on in development only."
+    )
+
+    # Rate limits: a leaky bucket of cost points per caller
+    rate_limit_capacity: Annotated[int, Field(ge=1, le=10_000_000)] = 1000
+    rate_limit_restore_rate: Annotated[float, Field(gt=0, le=1_000_000)] = 50.0
+    partner_tiers: dict[str, tuple[int, float]] = Field(
+        default={"standard": (1000, 50.0), "premium": (5000, 250.0)},
+        description="JSON object tier -> [capacity, restore per second] for partners.",
+    )
+
+    # HTTP
+    cors_origins: list[str] = Field(default_factory=list)
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -75,9 +113,34 @@ class Settings(BaseSettings):
                 f"SHOPGRAPH_SECRET_KEY: production needs a random secret of at least "
                 f"{MIN_SECRET_KEY_LENGTH} characters"
             )
+        if self.jwt_active_kid is not None and self.jwt_active_kid not in self.signing_keys:
+            raise ValueError("SHOPGRAPH_JWT_ACTIVE_KID: names no key of SHOPGRAPH_JWT_KEYS")
+        if self.env is Environment.PRODUCTION and any(
+            len(secret) < MIN_SECRET_KEY_LENGTH for secret in self.signing_keys.values()
+        ):
+            raise ValueError(
+                f"SHOPGRAPH_JWT_KEYS: every key needs at least {MIN_SECRET_KEY_LENGTH} characters"
+            )
         if self.default_page_size > self.max_page_size:
             raise ValueError("SHOPGRAPH_DEFAULT_PAGE_SIZE: must not exceed SHOPGRAPH_MAX_PAGE_SIZE")
         return self
+
+    @property
+    def introspection_enabled(self) -> bool:
+        """Whether introspection queries are allowed."""
+        if self.introspection is None:
+            return self.env is Environment.DEVELOPMENT
+        return self.introspection
+
+    @property
+    def signing_keys(self) -> dict[str, str]:
+        """kid -> secret of every JWT key that verifies."""
+        return self.jwt_keys or {"default": self.secret_key}
+
+    @property
+    def active_kid(self) -> str:
+        """The kid of the key that signs new tokens."""
+        return self.jwt_active_kid or next(iter(self.signing_keys))
 
     @property
     def debug_enabled(self) -> bool:

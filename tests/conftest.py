@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from app.db import Database, StatementCounter, count_statements
 from app.main import create_app
 from app.platform.checks import run_migrations
+from app.platform.logging import configure_logging
 from app.services.seed import seed_catalog
 from app.settings import Settings
 
@@ -39,6 +40,8 @@ def _backends() -> list[str]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # As the server does: plain structured lines (structlog's default draws rich tracebacks).
+    configure_logging(level="WARNING", json_lines=True)
     if REQUIRE_SERVICES and "postgres" in _backends() and not (PG_URL and REDIS_URL):
         raise pytest.UsageError(
             "SHOPGRAPH_TEST_REQUIRE_SERVICES=1 needs SHOPGRAPH_TEST_DATABASE_URL and SHOPGRAPH_TEST_REDIS_URL"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, Select, func, select, true
@@ -9,7 +10,7 @@ from sqlalchemy import Row, Select, func, select, true
 from app.loaders.base import BatchLoader, by_key, grouped_by_key, table_of
 from app.loaders.paging import KeysetOrder, Page, group_pages, partitioned_page_select, to_page
 from app.models import Category, Product, ProductImage, ProductVariant, Review, User
-from app.platform.pagination import PageRequest
+from app.platform.pagination import CursorSort, PageRequest
 
 categories = table_of(Category)
 products = table_of(Product)
@@ -18,7 +19,7 @@ images = table_of(ProductImage)
 reviews = table_of(Review)
 users = table_of(User)
 
-REVIEW_SORT = "reviews:newest"
+REVIEW_SORT = CursorSort(name="reviews:newest", value_type=datetime)
 REVIEW_ORDER = KeysetOrder(key=reviews.c.created_at, id_column=reviews.c.id, descending=True)
 
 OptionalRow = Row[Any] | None

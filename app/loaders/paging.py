@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Integer, Row, Select, func, literal, select, tuple_
 
-from app.platform.pagination import Cursor, PageRequest, SortValue
+from app.platform.pagination import Cursor, CursorSort, PageRequest, SortValue
 
 T = TypeVar("T")
 
@@ -97,6 +97,6 @@ def group_pages(
     return {key: to_page(group, page) for key, group in grouped.items()}
 
 
-def cursor_for(sort: str, value: SortValue, row_id: int) -> str:
+def cursor_for(sort: CursorSort, value: SortValue, row_id: int) -> str:
     """The opaque cursor of a row."""
-    return Cursor(sort=sort, value=value, id=row_id).encode()
+    return Cursor(sort=sort.name, value=value, id=row_id).encode()

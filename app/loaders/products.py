@@ -9,6 +9,7 @@ cuts one page per scope.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -36,7 +37,7 @@ from app.loaders.paging import (
     single_page_select,
     to_page,
 )
-from app.platform.pagination import PageRequest, SortValue
+from app.platform.pagination import CursorSort, PageRequest, SortValue
 
 
 class ProductSortField(StrEnum):
@@ -69,9 +70,20 @@ class ProductOrder:
     descending: bool = False
 
     @property
-    def cursor_sort(self) -> str:
-        """The name a cursor carries to prove which sort it belongs to."""
-        return f"products:{self.field.value}:{'desc' if self.descending else 'asc'}"
+    def cursor_sort(self) -> CursorSort:
+        """What a cursor carries to prove which sort it belongs to, and its value type."""
+        return CursorSort(
+            name=f"products:{self.field.value}:{'desc' if self.descending else 'asc'}",
+            value_type=_SORT_VALUE_TYPES[self.field],
+        )
+
+
+_SORT_VALUE_TYPES: dict[ProductSortField, type[str] | type[int] | type[float] | type[datetime]] = {
+    ProductSortField.NAME: str,
+    ProductSortField.PRICE: int,
+    ProductSortField.CREATED_AT: datetime,
+    ProductSortField.RATING: float,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +131,10 @@ def keyset_order(order: ProductOrder) -> KeysetOrder:
     )
 
 
-def category_subtrees(roots: Select[Any]) -> CTE:
+def category_subtrees(roots: Select[Any], name: str = "category_tree") -> CTE:
     """(root_id, id) for every category under each root, roots included."""
-    base = roots.cte("category_tree", recursive=True)
+    # Distinct names: a category's listing filtered by category holds two trees in one statement.
+    base = roots.cte(name, recursive=True)
     child = select(base.c.root_id, categories.c.id).where(categories.c.parent_id == base.c.id)
     return base.union_all(child)
 
@@ -141,14 +154,15 @@ def filter_conditions(
     terms: list[ColumnElement[bool]] = []
     if not include_unpublished:
         terms.append(products.c.is_published == true())
-    if spec.category_id is not None or spec.category_slug is not None:
-        roots = select(categories.c.id.label("root_id"), categories.c.id)
-        if spec.category_id is not None:
-            roots = roots.where(categories.c.id == spec.category_id)
-        if spec.category_slug is not None:
-            roots = roots.where(categories.c.slug == spec.category_slug)
-        tree = category_subtrees(roots)
-        terms.append(products.c.category_id.in_(select(tree.c.id)))
+    # Each of categoryId and categorySlug keeps its own subtree (both given: both apply).
+    for column, value in (
+        (categories.c.id, spec.category_id),
+        (categories.c.slug, spec.category_slug),
+    ):
+        if value is not None:
+            roots = select(categories.c.id.label("root_id"), categories.c.id).where(column == value)
+            tree = category_subtrees(roots, f"filter_category_tree_{column.name}")
+            terms.append(products.c.category_id.in_(select(tree.c.id)))
     if spec.search:
         pattern = f"%{_escape_like(spec.search.lower())}%"
         terms.append(

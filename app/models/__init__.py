@@ -1,15 +1,19 @@
 """SQLAlchemy models; importing this package registers every table on Base.metadata."""
 
-from app.models.accounts import Role, User
+from app.models.accounts import Address, RefreshToken, Role, User
 from app.models.base import Base
 from app.models.catalog import Category, Product, ProductImage, ProductVariant, Review
+from app.models.partners import Partner
 
 __all__ = [
+    "Address",
     "Base",
     "Category",
+    "Partner",
     "Product",
     "ProductImage",
     "ProductVariant",
+    "RefreshToken",
     "Review",
     "Role",
     "User",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -10,6 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db import Database
 from app.settings import Settings
@@ -30,8 +32,27 @@ def alembic_config(settings: Settings) -> Config:
     return config
 
 
+def _unreachable(error: BaseException) -> NotReady:
+    reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+    return NotReady(f"SHOPGRAPH_DATABASE_URL: cannot reach the database ({reason})")
+
+
+async def _check_connection(database_url: str) -> None:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as error:
+        raise _unreachable(error) from None
+    finally:
+        await engine.dispose()
+
+
 def run_migrations(settings: Settings, revision: str = "head") -> None:
     """alembic upgrade; NotReady when the database cannot be reached."""
+    # Connect first: a missing database or a refused login is a setting to fix,
+    # not a traceback; errors of the migrations themselves still show in full.
+    asyncio.run(_check_connection(settings.database_url))
     try:
         command.upgrade(alembic_config(settings), revision)
     except OSError as error:
@@ -51,8 +72,7 @@ async def check_ready(settings: Settings) -> Database:
             current = await connection.run_sync(_current_revision)
     except Exception as error:
         await db.dispose()
-        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
-        raise NotReady(f"SHOPGRAPH_DATABASE_URL: cannot reach the database ({reason})") from None
+        raise _unreachable(error) from None
     head = ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
     if current != head:
         await db.dispose()

@@ -8,6 +8,10 @@ from typing import NamedTuple
 
 from app.platform.errors import InvalidInput
 
+# Primary keys are 32-bit INTEGER columns: a larger pk cannot name a row, and
+# PostgreSQL refuses it as a query parameter (which would surface as a 500).
+MAX_PK = 2**31 - 1
+
 
 class GlobalId(NamedTuple):
     """A decoded global ID."""
@@ -30,7 +34,7 @@ def from_global_id(value: str) -> GlobalId:
         pk = int(pk_text)
     except (ValueError, UnicodeError, binascii.Error):
         raise InvalidInput(f"Invalid ID {value[:80]!r}: not a shopgraph global ID") from None
-    if not type_name or pk < 1 or pk >= 2**63 or pk_text != str(pk):
+    if not type_name or not 1 <= pk <= MAX_PK or pk_text != str(pk):
         raise InvalidInput(f"Invalid ID {value[:80]!r}: not a shopgraph global ID")
     return GlobalId(type_name, pk)
 

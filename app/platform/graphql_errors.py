@@ -20,11 +20,6 @@ logger = structlog.get_logger("shopgraph.errors")
 INTERNAL_MESSAGE = "Internal server error"
 
 
-def is_request_error(error: GraphQLError) -> bool:
-    """Whether an error happened before execution (parse, validation, variables): it has no path."""
-    return error.path is None and error.original_error is None
-
-
 def client_error(error: GraphQLError, request_id: str) -> GraphQLError:
     """The version of `error` that is safe to send, with extensions.code set."""
     original = error.original_error
@@ -34,7 +29,7 @@ def client_error(error: GraphQLError, request_id: str) -> GraphQLError:
         code = ErrorCode.GRAPHQL_VALIDATION_FAILED
         if error.message.startswith("Syntax Error"):
             code = ErrorCode.GRAPHQL_PARSE_FAILED
-        elif error.message.startswith("Variable "):
+        elif _is_variable_value_error(error):
             code = ErrorCode.BAD_USER_INPUT
         return _with_code(error, code.value)
     if isinstance(original, ClientError):
@@ -48,6 +43,12 @@ def client_error(error: GraphQLError, request_id: str) -> GraphQLError:
         extensions = original.extensions or {}
         return _with_code(error, str(extensions.get("code", ErrorCode.BAD_USER_INPUT.value)))
     return _masked(error, request_id)
+
+
+def _is_variable_value_error(error: GraphQLError) -> bool:
+    # Coercing a variable's value fails with "Variable '$x' has invalid value: ...";
+    # other "Variable ..." messages ("is never used", "is not defined") are validation errors.
+    return error.message.startswith("Variable ") and " has invalid value" in error.message
 
 
 def _with_code(error: GraphQLError, code: str) -> GraphQLError:

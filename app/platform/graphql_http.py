@@ -16,26 +16,25 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
+from graphql import GraphQLError, OperationType
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from strawberry.exceptions import MissingQueryError
-from strawberry.http.ides import get_graphql_ide_html
-from strawberry.schema import BaseSchema
-from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.types.graphql import OperationType
 
 from app.db import count_statements
 from app.platform.errors import ErrorCode
-from app.platform.graphql_errors import is_request_error
+from app.platform.graphql_errors import client_error
+from app.platform.graphql_execution import GraphQLExecutor, OperationNotFound
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 _ACCEPTABLE = (GRAPHQL_RESPONSE, JSON)
-_GET_OPERATIONS = frozenset({OperationType.QUERY})
-_POST_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
+# GraphiQL and its assets ship with the package (app/static/graphiql): no CDN needed.
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+GRAPHIQL_PAGE = STATIC_DIR / "graphiql" / "index.html"
 
 
 class RequestError(Exception):
@@ -187,18 +186,18 @@ class GraphQLEndpoint:
 
     def __init__(
         self,
-        schema: BaseSchema,
+        executor: GraphQLExecutor,
         *,
         context_factory: Callable[[Request], Any],
         max_body_bytes: int,
         debug: bool,
         graphiql: bool = True,
     ) -> None:
-        self.schema = schema
+        self.executor = executor
         self.context_factory = context_factory
         self.max_body_bytes = max_body_bytes
         self.debug = debug
-        self.graphiql_html = get_graphql_ide_html("graphiql") if graphiql else None
+        self.graphiql_html = GRAPHIQL_PAGE.read_text(encoding="utf-8") if graphiql else None
 
     async def handle(self, request: Request) -> Response:
         """Handle one HTTP request to /graphql."""
@@ -224,53 +223,69 @@ class GraphQLEndpoint:
 
     async def _execute(self, request: Request, params: GraphQLParams, media_type: str) -> Response:
         started = time.perf_counter()
-        context = self.context_factory(request)
-        allowed = _GET_OPERATIONS if request.method == "GET" else _POST_OPERATIONS
-        with count_statements() as statements:
+        request_id = request_id_of(request)
+        prepared = self.executor.prepare(params.query)
+        if prepared.operations:
+            # Which operation runs, and whether this method may run it, comes before
+            # validation errors: a mutation over GET is 405 even if it is also invalid.
             try:
-                result = await self.schema.execute(
-                    params.query,
-                    variable_values=params.variables,
-                    context_value=context,
-                    operation_name=params.operation_name,
-                    allowed_operation_types=allowed,
+                operation_type = prepared.operation_type(params.operation_name)
+            except OperationNotFound as error:
+                raise RequestError(400, str(error), ErrorCode.BAD_REQUEST) from None
+            if request.method == "GET" and operation_type is not OperationType.QUERY:
+                raise RequestError(
+                    405,
+                    "Mutations must be sent with POST",
+                    ErrorCode.METHOD_NOT_ALLOWED,
+                    {"Allow": "POST"},
                 )
-            except InvalidOperationTypeError as error:
-                if request.method == "GET":
-                    raise RequestError(
-                        405,
-                        "Mutations must be sent with POST",
-                        ErrorCode.METHOD_NOT_ALLOWED,
-                        {"Allow": "POST"},
-                    ) from None
+            if operation_type is OperationType.SUBSCRIPTION:
                 raise RequestError(
-                    400, error.as_http_error_reason(request.method), ErrorCode.BAD_REQUEST
-                ) from None
-            except CannotGetOperationTypeError as error:
-                raise RequestError(
-                    400, error.as_http_error_reason(), ErrorCode.BAD_REQUEST
-                ) from None
-            except MissingQueryError:
-                raise RequestError(
-                    400, "No GraphQL query found in the request", ErrorCode.BAD_REQUEST
-                ) from None
-        body: dict[str, Any] = {}
-        errors = result.errors or []
+                    400, "Subscriptions are served over WebSocket, not HTTP", ErrorCode.BAD_REQUEST
+                )
+        if prepared.errors:
+            errors = [client_error(error, request_id) for error in prepared.errors]
+            return self._respond(errors, None, media_type, failed_before_execution=True)
+        context = self.context_factory(request)
+        with count_statements() as statements:
+            result = await self.executor.execute(
+                prepared,
+                context=context,
+                variables=params.variables,
+                operation_name=params.operation_name,
+            )
+        errors = [client_error(error, request_id) for error in result.errors or ()]
+        # Variable coercion fails before execution: no path, no data.
         failed_before_execution = (
             bool(errors) and result.data is None and all(error.path is None for error in errors)
         )
-        if errors:
-            body["errors"] = [error.formatted for error in errors]
-        if not failed_before_execution:
-            body["data"] = result.data
-        extensions = dict(result.extensions or {})
+        extensions: dict[str, Any] = {}
         if self.debug:
             extensions["debug"] = {
                 "sqlStatements": statements.count,
                 "durationMs": round((time.perf_counter() - started) * 1000, 2),
             }
+        return self._respond(
+            errors, result.data, media_type, failed_before_execution, extensions=extensions
+        )
+
+    def _respond(
+        self,
+        errors: list[GraphQLError],
+        data: dict[str, Any] | None,
+        media_type: str,
+        failed_before_execution: bool,
+        *,
+        extensions: dict[str, Any] | None = None,
+    ) -> Response:
+        body: dict[str, Any] = {}
+        if errors:
+            body["errors"] = [error.formatted for error in errors]
+        if not failed_before_execution:
+            body["data"] = data
         if extensions:
             body["extensions"] = extensions
+        # graphql-response+json: a request that never executed is a client error (400).
         status = 400 if failed_before_execution and media_type == GRAPHQL_RESPONSE else 200
         return Response(orjson.dumps(body), status_code=status, media_type=media_type)
 
@@ -280,4 +295,4 @@ def request_id_of(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex)
 
 
-__all__ = ["GraphQLEndpoint", "is_request_error", "negotiate", "request_id_of"]
+__all__ = ["GraphQLEndpoint", "negotiate", "request_id_of"]

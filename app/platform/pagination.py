@@ -15,8 +15,27 @@ from typing import Any
 import orjson
 
 from app.platform.errors import InvalidInput
+from app.platform.global_ids import MAX_PK
 
 SortValue = str | int | float | datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CursorSort:
+    """A sort order as cursors know it: its name, and the type of its sort values."""
+
+    name: str
+    value_type: type[str] | type[int] | type[float] | type[datetime]
+
+    def accepts(self, value: object) -> bool:
+        """Whether a decoded cursor value can be compared with this sort's key."""
+        if isinstance(value, bool):
+            return False
+        if self.value_type is float:
+            return isinstance(value, int | float)
+        if self.value_type is int:
+            return isinstance(value, int) and -(2**31) <= value <= MAX_PK
+        return isinstance(value, self.value_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +56,7 @@ class Cursor:
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
-    def decode(cls, text: str, *, sort: str) -> Cursor:
+    def decode(cls, text: str, *, sort: CursorSort) -> Cursor:
         """Parse a cursor given by a client for a connection sorted by `sort`."""
         try:
             padded = text + "=" * (-len(text) % 4)
@@ -45,16 +64,20 @@ class Cursor:
             cursor_sort, kind, value, row_id = raw
             if kind == "t":
                 value = datetime.fromisoformat(value)
+                if value.tzinfo is None:
+                    raise ValueError("naive time")
             elif not isinstance(value, str | int | float | None) or isinstance(value, bool):
                 raise ValueError("bad value")
-            if not isinstance(row_id, int) or isinstance(row_id, bool):
+            if not isinstance(row_id, int) or isinstance(row_id, bool) or not 1 <= row_id <= MAX_PK:
                 raise ValueError("bad id")
         except (ValueError, TypeError, UnicodeError, binascii.Error, orjson.JSONDecodeError):
             raise InvalidInput(f"Malformed cursor {text[:80]!r}") from None
-        if cursor_sort != sort:
+        if cursor_sort != sort.name:
             raise InvalidInput(
                 f"Cursor {text[:80]!r} belongs to another sort order; request the first page again"
             )
+        if not sort.accepts(value):
+            raise InvalidInput(f"Malformed cursor {text[:80]!r}")
         return cls(sort=cursor_sort, value=value, id=row_id)
 
 
@@ -74,7 +97,7 @@ def page_request(
     after: str | None,
     last: int | None,
     before: str | None,
-    sort: str,
+    sort: CursorSort,
     default_size: int,
     max_size: int,
 ) -> PageRequest:

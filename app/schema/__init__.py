@@ -6,7 +6,6 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -30,15 +29,13 @@ class ShopgraphSchema(strawberry.Schema):
         """Leave logging to ClientErrors (it knows the request id and what is expected)."""
 
 
-def build_schema(*, document_cache_size: int = 1000) -> ShopgraphSchema:
-    """The GraphQL schema with its extensions."""
+def build_schema() -> ShopgraphSchema:
+    """The GraphQL schema.
+
+    HTTP requests run through app.platform.graphql_execution (cached documents,
+    graphql-core's executor); ClientErrors covers any other way into the schema.
+    """
     extensions: list[Any] = [ClientErrors]
-    if document_cache_size:
-        # Factories: the caches behind them are module-level LRUs shared by every request.
-        extensions += [
-            lambda: ParserCache(maxsize=document_cache_size),
-            lambda: ValidationCache(maxsize=document_cache_size),
-        ]
     return ShopgraphSchema(
         query=Query,
         types=[Product, ProductVariant, Category, Review],

@@ -26,8 +26,9 @@ from app.loaders.products import (
 from app.platform.errors import InvalidInput
 from app.platform.global_ids import decode_id_of, to_global_id
 from app.platform.money import to_minor
-from app.platform.pagination import PageRequest, SortValue, page_request
-from app.schema.common import IsStaff, Money, MoneyRange, SortDirection
+from app.platform.pagination import CursorSort, PageRequest, SortValue, page_request
+from app.schema.common import Money, MoneyRange, SortDirection
+from app.schema.permissions import IsStaff
 from app.schema.relay import After, Before, First, Last, Node, PageInfo
 
 MAX_SEARCH_LENGTH = 200
@@ -386,7 +387,7 @@ class Product(Node):
 class ProductEdge:
     """An edge to a product."""
 
-    sort: strawberry.Private[str]
+    sort: strawberry.Private[CursorSort]
     sort_value: strawberry.Private[SortValue]
     node: Product = strawberry.field(description="The product.")
 
@@ -410,7 +411,7 @@ class ProductConnection:
 
 def _page(
     info: strawberry.Info,
-    sort: str,
+    sort: CursorSort,
     *,
     first: int | None,
     after: str | None,

@@ -1,15 +1,12 @@
-"""Shared value types: money, sort direction, permissions."""
+"""Shared value types: money, sort direction."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from enum import Enum
-from typing import Any
 
 import strawberry
-from strawberry.permission import BasePermission
 
-from app.platform.errors import ErrorCode
 from app.platform.money import to_decimal
 
 
@@ -40,14 +37,3 @@ class SortDirection(Enum):
 
     ASC = strawberry.enum_value("ASC", description="Smallest first (A to Z, oldest, cheapest).")
     DESC = strawberry.enum_value("DESC", description="Largest first (Z to A, newest, dearest).")
-
-
-class IsStaff(BasePermission):
-    """Allows staff and admins only."""
-
-    message = "Only staff may see this field"
-    error_extensions = {"code": ErrorCode.FORBIDDEN.value}
-
-    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
-        """Whether the viewer is staff."""
-        return bool(info.context.viewer.is_staff)

@@ -1,0 +1,43 @@
+"""Permission classes: who may resolve a field or run a mutation (each with an error code)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.permission import BasePermission
+
+from app.platform.errors import ErrorCode
+
+
+class IsAuthenticated(BasePermission):
+    """Allows signed-in users."""
+
+    message = "Sign in to do this"
+    error_extensions = {"code": ErrorCode.UNAUTHENTICATED.value}
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        """Whether a user is signed in."""
+        return bool(info.context.viewer.is_authenticated)
+
+
+class IsStaff(BasePermission):
+    """Allows staff and admins only."""
+
+    message = "Only staff may do this"
+    error_extensions = {"code": ErrorCode.FORBIDDEN.value}
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        """Whether the viewer is staff."""
+        return bool(info.context.viewer.is_staff)
+
+
+class IsAdmin(BasePermission):
+    """Allows admins only."""
+
+    message = "Only admins may do this"
+    error_extensions = {"code": ErrorCode.FORBIDDEN.value}
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        """Whether the viewer is an admin."""
+        return bool(info.context.viewer.is_admin)

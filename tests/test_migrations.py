@@ -1,0 +1,90 @@
+"""Migrations go up and down cleanly, and they build exactly what the models describe."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from app.models import Base
+from app.platform.checks import alembic_config, run_migrations
+from app.settings import Settings
+from tests.conftest import Backend, in_thread, make_backend
+
+MODEL_TABLES = set(Base.metadata.tables)
+
+
+@pytest.fixture
+async def fresh_backend(backend: Backend, tmp_path: Path) -> Backend:
+    """An empty database of the same kind as `backend`, never migrated."""
+    return await make_backend(backend.name, tmp_path, "migrations")
+
+
+@pytest.fixture
+async def fresh_engine(fresh_backend: Backend) -> AsyncIterator[AsyncEngine]:
+    """An engine on the fresh database, disposed after the test."""
+    engine = create_async_engine(fresh_backend.database_url)
+    yield engine
+    await engine.dispose()
+
+
+def _downgrade(settings: Settings, revision: str) -> None:
+    command.downgrade(alembic_config(settings), revision)
+
+
+def _tables(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names()) - {"alembic_version"}
+
+
+def _revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+async def _run(engine: AsyncEngine, fn: Any) -> Any:
+    async with engine.connect() as connection:
+        return await connection.run_sync(fn)
+
+
+async def test_upgrade_downgrade_upgrade(fresh_backend: Backend, fresh_engine: AsyncEngine) -> None:
+    settings = fresh_backend.settings()
+    head = ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
+
+    in_thread(run_migrations, settings, "head")
+    assert await _run(fresh_engine, _tables) == MODEL_TABLES
+    assert await _run(fresh_engine, _revision) == head
+
+    in_thread(_downgrade, settings, "base")
+    assert await _run(fresh_engine, _tables) == set()
+    assert await _run(fresh_engine, _revision) is None
+
+    in_thread(run_migrations, settings, "head")
+    assert await _run(fresh_engine, _tables) == MODEL_TABLES
+    assert await _run(fresh_engine, _revision) == head
+
+
+async def test_models_and_migrations_agree(
+    fresh_backend: Backend, fresh_engine: AsyncEngine
+) -> None:
+    in_thread(run_migrations, fresh_backend.settings(), "head")
+
+    differences = await _run(fresh_engine, _differences)
+
+    assert differences == [], (
+        "the models differ from what the migrations build; "
+        "write a migration (alembic revision --autogenerate) for: "
+        f"{differences}"
+    )
