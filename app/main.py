@@ -18,7 +18,9 @@ from app.db import Database
 from app.platform.graphql_execution import GraphQLExecutor
 from app.platform.graphql_http import STATIC_DIR, GraphQLEndpoint, request_id_of
 from app.platform.middleware import RequestIdMiddleware
+from app.platform.tokens import TokenService
 from app.schema import build_schema
+from app.services.auth import Authenticator
 from app.settings import Environment, Settings
 
 
@@ -28,8 +30,17 @@ def create_app(settings: Settings) -> Starlette:
     schema = build_schema()
     executor = GraphQLExecutor(schema, cache_size=settings.document_cache_size)
 
-    def make_context(request: Request) -> Context:
-        return Context(db=db, settings=settings, request_id=request_id_of(request))
+    authenticator = Authenticator(db, TokenService(settings))
+
+    async def make_context(request: Request) -> Context:
+        viewer = await authenticator.viewer_for(request.headers.get("authorization"))
+        return Context(
+            db=db,
+            settings=settings,
+            request_id=request_id_of(request),
+            viewer=viewer,
+            client_ip=request.client.host if request.client else "-",
+        )
 
     graphql = GraphQLEndpoint(
         executor,

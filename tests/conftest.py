@@ -190,3 +190,76 @@ def sql_statements() -> Iterator[StatementCounter]:
     """Counts the SQL statements that run while the test does (same task, and tasks it starts)."""
     with count_statements(keep_text=True) as counter:
         yield counter
+
+
+async def signed_in_client(
+    http: httpx.AsyncClient, settings: Settings, *, role: str, email: str
+) -> GraphQLClient:
+    """A caller with a real user row, a live session and a signed access token."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert, select
+
+    from app.models import RefreshToken, Role, User
+    from app.platform.tokens import TokenService
+
+    db = Database.from_settings(settings)
+    try:
+        async with db.engine.begin() as connection:
+            user_id = (
+                await connection.execute(select(User.id).where(User.email == email))
+            ).scalar_one_or_none()
+            if user_id is None:
+                user_id = (
+                    await connection.execute(
+                        insert(User).returning(User.id),
+                        [
+                            {
+                                "email": email,
+                                "full_name": f"{role.title()} Tester",
+                                "role": Role(role),
+                            }
+                        ],
+                    )
+                ).scalar_one()
+            session_id = str(uuid.uuid4())
+            await connection.execute(
+                insert(RefreshToken),
+                [
+                    {
+                        "user_id": user_id,
+                        "family_id": session_id,
+                        "token_hash": uuid.uuid4().hex + uuid.uuid4().hex,
+                        "expires_at": datetime.now(UTC) + timedelta(days=1),
+                    }
+                ],
+            )
+    finally:
+        await db.dispose()
+    token, _ = TokenService(settings).issue_user_token(
+        user_id=user_id, role=role, session_id=session_id
+    )
+    client = GraphQLClient(http, {"Authorization": f"Bearer {token}"})
+    client.user_id = user_id  # type: ignore[attr-defined]
+    return client
+
+
+@pytest.fixture(scope="session")
+async def customer(app_client: httpx.AsyncClient, settings: Settings) -> GraphQLClient:
+    """A signed-in customer."""
+    return await signed_in_client(
+        app_client, settings, role="CUSTOMER", email="customer@test.example"
+    )
+
+
+@pytest.fixture(scope="session")
+async def staff(app_client: httpx.AsyncClient, settings: Settings) -> GraphQLClient:
+    """A signed-in staff member."""
+    return await signed_in_client(app_client, settings, role="STAFF", email="staff@test.example")
+
+
+@pytest.fixture(scope="session")
+async def admin(app_client: httpx.AsyncClient, settings: Settings) -> GraphQLClient:
+    """A signed-in admin."""
+    return await signed_in_client(app_client, settings, role="ADMIN", email="admin@test.example")

@@ -47,3 +47,9 @@ class Forbidden(ClientError):
     """The viewer may not see or do this."""
 
     code = ErrorCode.FORBIDDEN
+
+
+class Unauthenticated(ClientError):
+    """Credentials were sent but do not hold (bad, expired or revoked token)."""
+
+    code = ErrorCode.UNAUTHENTICATED

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from app.db import count_statements
-from app.platform.errors import ErrorCode
+from app.platform.errors import ErrorCode, Unauthenticated
 from app.platform.graphql_errors import client_error
 from app.platform.graphql_execution import GraphQLExecutor, OperationNotFound
 
@@ -188,7 +188,7 @@ class GraphQLEndpoint:
         self,
         executor: GraphQLExecutor,
         *,
-        context_factory: Callable[[Request], Any],
+        context_factory: Callable[[Request], Awaitable[Any]],
         max_body_bytes: int,
         debug: bool,
         graphiql: bool = True,
@@ -246,7 +246,15 @@ class GraphQLEndpoint:
         if prepared.errors:
             errors = [client_error(error, request_id) for error in prepared.errors]
             return self._respond(errors, None, media_type, failed_before_execution=True)
-        context = self.context_factory(request)
+        try:
+            context = await self.context_factory(request)
+        except Unauthenticated as error:
+            raise RequestError(
+                401,
+                str(error),
+                ErrorCode.UNAUTHENTICATED,
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            ) from None
         with count_statements() as statements:
             result = await self.executor.execute(
                 prepared,
