@@ -8,6 +8,7 @@ from functools import cached_property
 from app.db import Database
 from app.loaders import Loaders
 from app.models import Role
+from app.platform.ratelimit import RateLimiter
 from app.settings import Settings
 
 
@@ -53,6 +54,7 @@ class Context:
     db: Database
     settings: Settings
     request_id: str
+    rate_limiter: RateLimiter
     viewer: Viewer = field(default=ANONYMOUS)
     client_ip: str = "-"
 

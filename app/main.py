@@ -18,6 +18,7 @@ from app.db import Database
 from app.platform.graphql_execution import GraphQLExecutor
 from app.platform.graphql_http import STATIC_DIR, GraphQLEndpoint, request_id_of
 from app.platform.middleware import RequestIdMiddleware
+from app.platform.ratelimit import MemoryRateLimiter
 from app.platform.tokens import TokenService
 from app.schema import build_schema
 from app.services.auth import Authenticator
@@ -31,6 +32,7 @@ def create_app(settings: Settings) -> Starlette:
     executor = GraphQLExecutor(schema, cache_size=settings.document_cache_size)
 
     authenticator = Authenticator(db, TokenService(settings))
+    rate_limiter = MemoryRateLimiter()
 
     async def make_context(request: Request) -> Context:
         viewer = await authenticator.viewer_for(request.headers.get("authorization"))
@@ -38,6 +40,7 @@ def create_app(settings: Settings) -> Starlette:
             db=db,
             settings=settings,
             request_id=request_id_of(request),
+            rate_limiter=rate_limiter,
             viewer=viewer,
             client_ip=request.client.host if request.client else "-",
         )
