@@ -77,9 +77,11 @@ def _make_engine(settings: Settings, *, autocommit: bool) -> AsyncEngine:
     if settings.is_sqlite:
         options["connect_args"] = {"timeout": 5}
     else:
+        # A fixed pool: overflow connections are closed on return, so under load they
+        # churn (a new PostgreSQL backend per checkout). Waiting for a pooled one is cheaper.
         options["pool_size"] = settings.db_pool_size
-        options["max_overflow"] = settings.db_pool_size
-        options["pool_pre_ping"] = False
+        options["max_overflow"] = 0
+        options["pool_timeout"] = 30
     engine = create_async_engine(settings.database_url, **options)
     event.listen(engine.sync_engine, "before_cursor_execute", _on_statement)
     if settings.is_sqlite:

@@ -1,0 +1,183 @@
+"""Results: one record per workload, written as results.json and a markdown table."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class WorkloadResult:
+    """Everything measured for one workload (None where it was not measured)."""
+
+    key: str
+    title: str
+    role: str
+    ran: bool = False
+    error: str | None = None
+    rps_runs: list[float] = field(default_factory=list)
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    latency_connections: int | None = None
+    latency_rps: float | None = None
+    statements: int | None = None
+    statements_data: int | None = None
+    statements_text: list[str] = field(default_factory=list)
+    app_statement_count: int | None = None
+    cpu_ms_per_request: float | None = None
+    db_cpu_ms_per_request: float | None = None
+    peak_rss_mb: float | None = None
+    pg_sessions_per_100: float | None = None
+    pg_xacts_per_request: float | None = None
+    fields: int | None = None
+    response_bytes: int | None = None
+    failed_requests: int = 0
+    requests_measured: int = 0
+
+    @property
+    def rps(self) -> float:
+        """The headline number: median requests/s of the throughput runs (0 when none ran)."""
+        return round(statistics.median(self.rps_runs), 1) if self.rps_runs else 0.0
+
+
+def ratio(results: list[WorkloadResult], top: str, bottom: str) -> float | None:
+    """rps(top) / rps(bottom), when both ran."""
+    by_key = {result.key: result for result in results}
+    a, b = by_key.get(top), by_key.get(bottom)
+    if a is None or b is None or not a.rps or not b.rps:
+        return None
+    return round(a.rps / b.rps, 3)
+
+
+HEADLINE = [
+    ("W1", "W5", "storefront listing: shopgraph / PostGraphile"),
+    ("W4", "W0", "`{ __typename }`: shopgraph / bare Starlette"),
+    ("W1", "W6", "storefront listing: shopgraph / raw asyncpg floor"),
+    ("W5", "W6", "storefront listing: PostGraphile / raw asyncpg floor"),
+    ("W2", "W5", "product page (shopgraph) / listing (PostGraphile)"),
+]
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _statements(result: WorkloadResult) -> str:
+    if result.statements is None:
+        return "-"
+    control = result.statements - (result.statements_data or 0)
+    text = str(result.statements_data) + (f" (+{control} control)" if control else "")
+    if result.app_statement_count is not None and result.app_statement_count != result.statements:
+        text += f" [app: {result.app_statement_count}]"
+    return text
+
+
+def write_json(path: Path, meta: dict[str, Any], results: list[WorkloadResult]) -> None:
+    """results.json: meta, headline ratios and every measured number."""
+    payload = {
+        "meta": meta,
+        "ratios": {f"{top}/{bottom}": ratio(results, top, bottom) for top, bottom, _ in HEADLINE},
+        "workloads": [{**asdict(result), "rps": result.rps} for result in results],
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+def write_markdown(path: Path, meta: dict[str, Any], results: list[WorkloadResult]) -> None:
+    """results.md: headline ratios, the table, then the facts needed to compare runs."""
+    config = meta["config"]
+    lines = [
+        "# shopgraph benchmark results",
+        "",
+        f"Run on {meta['date']} by `{meta['command']}` in {meta['total_seconds']:.0f} s. "
+        "Absolute numbers move with the machine: read the ratios.",
+        "",
+        "## Headline ratios (requests/s)",
+        "",
+        "| ratio | value | meaning |",
+        "|---|---|---|",
+    ]
+    for top, bottom, meaning in HEADLINE:
+        value = ratio(results, top, bottom)
+        lines.append(f"| {top}/{bottom} | {'-' if value is None else f'{value:.2f}'} | {meaning} |")
+    lines += [
+        "",
+        "## Workloads",
+        "",
+        f"req/s: median of {config['runs']} runs of {config['duration_s']} s at "
+        f"{config['connections']} connections (runs in brackets); p50/p99: one "
+        f"{config['latency_duration_s']} s run at {config['latency_connections']} connections; "
+        "SQL: statements PostgreSQL executed for one request (wire count); CPU: server process "
+        "(W6: the asyncpg client) and PostgreSQL backends, per request; RSS: server peak (VmHWM); "
+        "PG xacts/req and conns/100 req: transactions ended and sessions opened in the database "
+        "(pg_stat_database) over the server's whole life, per request it answered.",
+        "",
+        "| | workload | req/s | runs | x W5 | p50 ms | p99 ms | SQL/req | server CPU ms/req "
+        "| PG CPU ms/req | peak RSS MB | PG xacts/req | PG conns/100 req | fields | bytes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    peer = next((result.rps for result in results if result.key == "W5"), 0.0)
+    for result in results:
+        if not result.ran:
+            lines.append(
+                f"| {result.key} | {result.title} | did not run: {result.error or 'skipped'} "
+                "| | | | | | | | | | | | |"
+            )
+            continue
+        runs = ", ".join(f"{value:,.0f}" for value in result.rps_runs)
+        versus = f"{result.rps / peer:.2f}" if peer and result.rps else "-"
+        lines.append(
+            f"| {result.key} | {result.title} | **{result.rps:,.0f}** | {runs} | {versus} "
+            f"| {_number(result.p50_ms, 2)} | {_number(result.p99_ms, 2)} | {_statements(result)} "
+            f"| {_number(result.cpu_ms_per_request, 3)} | {_number(result.db_cpu_ms_per_request, 3)} "
+            f"| {_number(result.peak_rss_mb)} | {_number(result.pg_xacts_per_request, 2)} "
+            f"| {_number(result.pg_sessions_per_100)} | {result.fields if result.fields is not None else '-'} "
+            f"| {result.response_bytes if result.response_bytes is not None else '-'} |"
+        )
+    failed = [result for result in results if result.ran and result.failed_requests]
+    if failed:
+        lines += ["", "Failed requests (wrk errors, non-2xx or timeouts) during the runs:"]
+        lines += [
+            f"- {result.key}: {result.failed_requests} of {result.requests_measured}"
+            for result in failed
+        ]
+    errors = [result for result in results if result.ran and result.error]
+    if errors:
+        lines += ["", "Partly measured:"]
+        lines += [f"- {result.key}: {result.error}" for result in errors]
+    machine = meta["machine"]
+    if machine["busy_before_pct"] > 10:
+        lines += [
+            "",
+            f"**Warning**: the machine was already {machine['busy_before_pct']}% busy before the run "
+            "(other processes); every number here is lower than on an idle machine.",
+        ]
+    lines += [
+        "",
+        "## Machine and versions",
+        "",
+        f"- CPU: {machine['cpu_model']}, nproc {machine['nproc']}, memory {machine['memory_gb']} GB, "
+        f"kernel {machine['kernel']}",
+        f"- Machine busy before the run: {machine['busy_before_pct']}% of all CPU over 1 s "
+        f"(load average {machine['loadavg']}); other work on the machine skews the numbers",
+        *(f"- {name}: {version}" for name, version in meta["versions"].items()),
+        f"- Database: {meta['database']}",
+        "",
+        "## SQL statements per request (as PostgreSQL received them)",
+        "",
+    ]
+    for result in results:
+        if result.statements_text:
+            lines.append(f"- {result.key}:")
+            lines += [
+                f"  - `{text[:160]}{'...' if len(text) > 160 else ''}`"
+                for text in result.statements_text
+            ]
+        elif result.statements == 0:
+            lines.append(f"- {result.key}: none")
+    lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")

@@ -1,0 +1,163 @@
+"""The workloads W0-W6: what each one asks, of which server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Target(StrEnum):
+    """Which process answers a workload."""
+
+    SHOPGRAPH = "shopgraph"
+    BARE = "bare"
+    POSTGRAPHILE = "postgraphile"
+    FLOOR = "floor"
+
+
+class Role(StrEnum):
+    """How a workload is read in the results (and coloured in the chart)."""
+
+    SUBJECT = "shopgraph"
+    BASELINE = "baseline"
+    PEER = "peer"
+    FLOOR = "floor"
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """One row of the results: a request (or, for the floor, a set of SQL statements)."""
+
+    key: str
+    title: str
+    target: Target
+    role: Role
+    query: str = ""
+    variables: dict[str, Any] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body POSTed to /graphql."""
+        body: dict[str, Any] = {"query": self.query}
+        if self.variables:
+            body["variables"] = self.variables
+        return body
+
+
+W1_LISTING = """
+query StorefrontListing {
+  products(first: 20) {
+    edges {
+      node {
+        name
+        slug
+        description
+        priceRange { min { amount currency } max { amount currency } }
+        ratingSummary { average count }
+        category { name parent { name } }
+        variants { sku name price { amount currency } inStock }
+        images { url alt }
+      }
+    }
+  }
+}
+"""
+
+W2_PRODUCT_PAGE = """
+query ProductPage($slug: String!) {
+  product(slug: $slug) {
+    name
+    slug
+    description
+    priceRange { min { amount currency } max { amount currency } }
+    ratingSummary { average count }
+    variants { sku name price { amount currency } inStock }
+    images { url alt }
+    reviews(first: 10) {
+      edges { node { rating title body createdAt author { displayName } } }
+    }
+  }
+}
+"""
+
+W3_SEARCH = """
+query FilteredSearch($search: String!) {
+  products(first: 20, filter: {search: $search, priceMax: "100"}, sortBy: {field: PRICE}) {
+    edges { node { name slug priceRange { min { amount } } } }
+  }
+}
+"""
+
+W4_TYPENAME = "{ __typename }"
+
+# The same data as W1 through PostGraphile 4's generated schema (names checked against its
+# introspection): money is the integer minor-unit columns, `inStock` is the stock column.
+W5_POSTGRAPHILE = """
+query StorefrontListing {
+  allProducts(first: 20, orderBy: [NAME_ASC, ID_ASC], condition: {isPublished: true}) {
+    nodes {
+      name
+      slug
+      description
+      currency
+      priceMinMinor
+      priceMaxMinor
+      ratingAverage
+      ratingCount
+      categoryByCategoryId { name categoryByParentId { name } }
+      productVariantsByProductId(orderBy: [POSITION_ASC, ID_ASC]) {
+        nodes { sku name priceMinor currency stock }
+      }
+      productImagesByProductId(orderBy: [POSITION_ASC, ID_ASC]) { nodes { url alt } }
+    }
+  }
+}
+"""
+
+SEARCH_WORD = "cotton"
+
+
+def all_workloads(product_slug: str) -> list[Workload]:
+    """Every workload, in the order of the results table."""
+    return [
+        Workload(
+            "W1",
+            "storefront listing, products(first: 20)",
+            Target.SHOPGRAPH,
+            Role.SUBJECT,
+            W1_LISTING,
+        ),
+        Workload(
+            "W2",
+            "product page, product(slug) + reviews(first: 10)",
+            Target.SHOPGRAPH,
+            Role.SUBJECT,
+            W2_PRODUCT_PAGE,
+            {"slug": product_slug},
+        ),
+        Workload(
+            "W3",
+            f'filtered search "{SEARCH_WORD}", priceMax 100, by price',
+            Target.SHOPGRAPH,
+            Role.SUBJECT,
+            W3_SEARCH,
+            {"search": SEARCH_WORD},
+        ),
+        Workload("W4", "shopgraph { __typename }", Target.SHOPGRAPH, Role.SUBJECT, W4_TYPENAME),
+        Workload(
+            "W0", "bare Starlette endpoint, small JSON", Target.BARE, Role.BASELINE, W4_TYPENAME
+        ),
+        Workload(
+            "W5", "PostGraphile 4, W1's data", Target.POSTGRAPHILE, Role.PEER, W5_POSTGRAPHILE
+        ),
+        Workload("W6", "raw asyncpg, W1's 5 statements", Target.FLOOR, Role.FLOOR),
+    ]
+
+
+def count_fields(value: Any) -> int:
+    """How many fields a GraphQL response resolved: every key of every object in it."""
+    if isinstance(value, dict):
+        return sum(1 + count_fields(item) for item in value.values())
+    if isinstance(value, list):
+        return sum(count_fields(item) for item in value)
+    return 0
