@@ -138,6 +138,10 @@ class Servers:
             "SHOPGRAPH_SECRET_KEY": self.secret_key,
             "SHOPGRAPH_DEBUG": "true" if debug else "false",
             "SHOPGRAPH_DATABASE_URL": self.db.sqlalchemy_url(db_port),
+            # One load generator on one IP is one caller: lift its cost budget so the
+            # bench measures the work, not the throttle (query-cost checks stay on).
+            "SHOPGRAPH_RATE_LIMIT_CAPACITY": "10000000",
+            "SHOPGRAPH_RATE_LIMIT_RESTORE_RATE": "1000000",
         }
         argv = [str(BIN / "shopgraph"), "serve", "--port", str(port), "--workers", "1"]
         name = "shopgraph-debug" if debug else "shopgraph"
