@@ -35,8 +35,9 @@ class StatementCounter:
     keep_text: bool = False
 
 
-_active_counter: contextvars.ContextVar[StatementCounter | None] = contextvars.ContextVar(
-    "shopgraph_statement_counter", default=None
+# Counters nest (a test's counter around a request's debug counter): each sees every statement.
+_active_counters: contextvars.ContextVar[tuple[StatementCounter, ...]] = contextvars.ContextVar(
+    "shopgraph_statement_counters", default=()
 )
 
 
@@ -44,18 +45,17 @@ _active_counter: contextvars.ContextVar[StatementCounter | None] = contextvars.C
 def count_statements(*, keep_text: bool = False) -> Iterator[StatementCounter]:
     """Count the SQL statements issued by this task and the tasks it starts."""
     counter = StatementCounter(keep_text=keep_text)
-    token = _active_counter.set(counter)
+    token = _active_counters.set((*_active_counters.get(), counter))
     try:
         yield counter
     finally:
-        _active_counter.reset(token)
+        _active_counters.reset(token)
 
 
 def _on_statement(
     conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
 ) -> None:
-    counter = _active_counter.get()
-    if counter is not None:
+    for counter in _active_counters.get():
         counter.count += 1
         if counter.keep_text:
             counter.statements.append(statement)

@@ -8,7 +8,7 @@ SHOPGRAPH_TEST_REQUIRE_SERVICES=1 turns a missing or unreachable service into a 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,8 +186,12 @@ def anonymous(app_client: httpx.AsyncClient) -> GraphQLClient:
 
 
 @pytest.fixture
-def sql_statements() -> Iterator[StatementCounter]:
-    """Counts the SQL statements that run while the test does (same task, and tasks it starts)."""
+async def sql_statements() -> AsyncIterator[StatementCounter]:
+    """Counts the SQL statements that run while the test does (same task, and tasks it starts).
+
+    Async on purpose: pytest-asyncio runs async fixtures and tests in one shared context,
+    so the counter set here is the one the test's requests see.
+    """
     with count_statements(keep_text=True) as counter:
         yield counter
 
