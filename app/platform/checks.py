@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -37,7 +37,21 @@ def _unreachable(error: BaseException) -> NotReady:
     return NotReady(f"SHOPGRAPH_DATABASE_URL: cannot reach the database ({reason})")
 
 
+def _check_sqlite_directory(database_url: str) -> None:
+    # SQLite cannot create directories. Saying so up front also avoids aiosqlite's worker
+    # thread reporting a failed connect to an event loop that has already closed.
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    directory = Path(url.database).expanduser().resolve().parent
+    if not directory.is_dir():
+        raise NotReady(
+            f"SHOPGRAPH_DATABASE_URL: cannot reach the database (no directory {directory})"
+        )
+
+
 async def _check_connection(database_url: str) -> None:
+    _check_sqlite_directory(database_url)
     engine = create_async_engine(database_url)
     try:
         async with engine.connect() as connection:
@@ -65,6 +79,7 @@ def _current_revision(connection: Connection) -> str | None:
 
 async def check_ready(settings: Settings) -> Database:
     """Connect to the database (and Redis, when configured); check migrations are applied."""
+    _check_sqlite_directory(settings.database_url)
     db = Database.from_settings(settings)
     try:
         async with db.engine.connect() as connection:
