@@ -1,4 +1,4 @@
-"""The `shopgraph` command: serve, migrate, seed, export-schema.
+"""The `shopgraph` command: serve, migrate, seed, export-schema, users, partners.
 
 Every command exits non-zero with one clear line on stderr when input or configuration is bad.
 """
@@ -8,12 +8,16 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from app.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Row
 
 cli = typer.Typer(
     name="shopgraph",
@@ -120,6 +124,133 @@ def export_schema(
     except OSError as error:
         raise CommandError(f"cannot write {path}: {error.strerror}") from None
     typer.echo(f"wrote {path}")
+
+
+partners_cli = typer.Typer(
+    name="partners", help="Partner applications (OAuth2 client credentials).", no_args_is_help=True
+)
+cli.add_typer(partners_cli)
+
+
+@partners_cli.command("create")
+def create_partner(
+    name: Annotated[str, typer.Argument(help="Unique name of the partner.")],
+    scope: Annotated[
+        list[str] | None, typer.Option("--scope", help="A scope it may request (repeatable).")
+    ] = None,
+    tier: Annotated[
+        str, typer.Option(help="Rate-limit tier, e.g. standard or premium.")
+    ] = "standard",
+) -> None:
+    """Register a partner and print its client_id and client_secret (shown only this once)."""
+    from app.platform.checks import check_ready
+    from app.platform.passwords import password_hasher
+    from app.services import partners
+    from app.services.errors import DomainError
+
+    settings = _settings()
+
+    async def run() -> partners.PartnerCredentials:
+        db = await check_ready(settings)
+        try:
+            return await partners.create_partner(
+                db,
+                name=name,
+                scopes=scope or [],
+                rate_tier=tier,
+                known_tiers=frozenset(settings.partner_tiers),
+                hasher=password_hasher(settings.password_hash_concurrency),
+            )
+        except DomainError as error:
+            raise CommandError(error.message) from None
+        finally:
+            await db.dispose()
+
+    credentials = asyncio.run(run())
+    typer.echo(f"client_id={credentials.client_id}")
+    typer.echo(f"client_secret={credentials.client_secret}")
+
+
+@partners_cli.command("revoke")
+def revoke_partner(
+    name: Annotated[str, typer.Argument(help="Name of the partner.")],
+) -> None:
+    """Revoke a partner: its tokens stop working and it gets no new ones."""
+    from app.platform.checks import check_ready
+    from app.services import partners
+    from app.services.errors import DomainError
+
+    settings = _settings()
+
+    async def run() -> None:
+        db = await check_ready(settings)
+        try:
+            await partners.revoke_partner(db, name=name)
+        except DomainError as error:
+            raise CommandError(error.message) from None
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+    typer.echo(f"revoked partner {name!r}")
+
+
+class RoleChoice(StrEnum):
+    """Roles as typed on the command line."""
+
+    CUSTOMER = "customer"
+    STAFF = "staff"
+    ADMIN = "admin"
+
+
+users_cli = typer.Typer(name="users", help="User accounts.", no_args_is_help=True)
+cli.add_typer(users_cli)
+
+
+@users_cli.command("create")
+def create_user(
+    email: Annotated[str, typer.Option(help="Sign-in email (stored lower-cased).")],
+    password: Annotated[str, typer.Option(help="Password; the registration rules apply.")],
+    role: Annotated[
+        RoleChoice, typer.Option(help="What the user may do.", case_sensitive=False)
+    ] = RoleChoice.CUSTOMER,
+    full_name: Annotated[
+        str | None, typer.Option(help="Full name (default: the part of the email before @).")
+    ] = None,
+) -> None:
+    """Create a user account, e.g. the first admin."""
+    from app.models import Role
+    from app.platform.checks import check_ready
+    from app.services import accounts
+    from app.services.errors import DomainError
+
+    settings = _settings()
+
+    async def run() -> Row[Any]:
+        db = await check_ready(settings)
+        try:
+            return await accounts.create_user(
+                db,
+                settings=settings,
+                email=email,
+                password=password,
+                full_name=full_name if full_name is not None else email.partition("@")[0],
+                role=Role(role.value.upper()),
+            )
+        except DomainError as error:
+            field = error.field[-1] if error.field else None
+            raise CommandError(
+                f"--{_option_name(field)}: {error.message}" if field else error.message
+            ) from None
+        finally:
+            await db.dispose()
+
+    user = asyncio.run(run())
+    typer.echo(f"created {role.value} {user.email} (id {user.id})")
+
+
+def _option_name(field: str) -> str:
+    return {"fullName": "full-name"}.get(field, field)
 
 
 def main() -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -15,13 +17,18 @@ from starlette.staticfiles import StaticFiles
 
 from app.context import Context
 from app.db import Database
+from app.platform.cost import CostModel
 from app.platform.graphql_execution import GraphQLExecutor
 from app.platform.graphql_http import STATIC_DIR, GraphQLEndpoint, request_id_of
-from app.platform.middleware import RequestIdMiddleware
-from app.platform.ratelimit import MemoryRateLimiter
+from app.platform.limits import validation_rules
+from app.platform.middleware import RequestIdMiddleware, SecurityHeadersMiddleware
+from app.platform.oauth import TokenEndpoint
+from app.platform.passwords import password_hasher
+from app.platform.ratelimit import Budgets, build_rate_limiter, redis_client
 from app.platform.tokens import TokenService
 from app.schema import build_schema
 from app.services.auth import Authenticator
+from app.services.partners import grant_client_credentials
 from app.settings import Environment, Settings
 
 
@@ -29,10 +36,22 @@ def create_app(settings: Settings) -> Starlette:
     """Build the ASGI app; engines are opened in the lifespan and closed after it."""
     db = Database.from_settings(settings)
     schema = build_schema()
-    executor = GraphQLExecutor(schema, cache_size=settings.document_cache_size)
+    executor = GraphQLExecutor(
+        schema,
+        cache_size=settings.document_cache_size,
+        extra_rules=validation_rules(settings),
+        max_tokens=settings.max_tokens,
+        # Suggestions ("Did you mean ...?") reveal the schema: shown only where introspection is.
+        hide_suggestions=not settings.introspection_enabled,
+        cost_model=CostModel(
+            default_page_size=settings.default_page_size, max_page_size=settings.max_page_size
+        ),
+    )
+    redis = redis_client(settings.redis_url) if settings.redis_url else None
 
     authenticator = Authenticator(db, TokenService(settings))
-    rate_limiter = MemoryRateLimiter()
+    rate_limiter = build_rate_limiter(settings, redis)
+    budgets = Budgets.from_settings(settings)
 
     async def make_context(request: Request) -> Context:
         viewer = await authenticator.viewer_for(request.headers.get("authorization"))
@@ -51,6 +70,19 @@ def create_app(settings: Settings) -> Starlette:
         max_body_bytes=settings.max_body_bytes,
         debug=settings.debug_enabled,
         graphiql=settings.env is Environment.DEVELOPMENT or bool(settings.debug),
+        rate_limiter=rate_limiter if settings.rate_limiting_enabled else None,
+        budget_for=lambda context: budgets.for_caller(context.viewer, context.client_ip),
+        max_query_cost=settings.max_query_cost,
+        timeout_seconds=settings.operation_timeout_seconds,
+    )
+
+    oauth_token = TokenEndpoint(
+        partial(
+            grant_client_credentials,
+            db,
+            tokens=TokenService(settings),
+            hasher=password_hasher(settings.password_hash_concurrency),
+        )
     )
 
     async def health(request: Request) -> JSONResponse:
@@ -62,15 +94,20 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             await db.dispose()
+            if redis is not None:
+                await redis.aclose()
 
     app = Starlette(
         routes=[
             Route("/graphql", graphql.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             Route("/health", health, methods=["GET"]),
+            Route("/oauth/token", oauth_token.handle, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[
             Middleware(RequestIdMiddleware),
+            Middleware(SecurityHeadersMiddleware, hsts=settings.env is Environment.PRODUCTION),
+            *_cors(settings),
             Middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes),
         ],
         lifespan=lifespan,
@@ -79,3 +116,19 @@ def create_app(settings: Settings) -> Starlette:
     app.state.schema = schema
     app.state.settings = settings
     return app
+
+
+def _cors(settings: Settings) -> list[Middleware]:
+    """CORS for the configured browser origins (none: no CORS headers at all)."""
+    if not settings.cors_origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
+        )
+    ]

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
         default={"standard": (1000, 50.0), "premium": (5000, 250.0)},
         description="JSON object tier -> [capacity, restore per second] for partners.",
     )
+    rate_limit_key_prefix: Annotated[str, Field(min_length=1, max_length=100)] = "shopgraph:rl:v1:"
+    rate_limit_enabled: bool = Field(
+        default=True,
+        description="Refuse requests over the caller's cost budget (429 THROTTLED). "
+        "Off: costs are still computed and reported.",
+    )
 
     # HTTP
     cors_origins: list[str] = Field(default_factory=list)
@@ -131,6 +137,11 @@ class Settings(BaseSettings):
         if self.introspection is None:
             return self.env is Environment.DEVELOPMENT
         return self.introspection
+
+    @property
+    def rate_limiting_enabled(self) -> bool:
+        """Whether /graphql spends and enforces cost budgets."""
+        return self.rate_limit_enabled
 
     @property
     def signing_keys(self) -> dict[str, str]:

@@ -8,6 +8,7 @@ SHOPGRAPH_TEST_REQUIRE_SERVICES=1 turns a missing or unreachable service into a 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ PG_URL = os.environ.get("SHOPGRAPH_TEST_DATABASE_URL") or None
 REDIS_URL = os.environ.get("SHOPGRAPH_TEST_REDIS_URL") or None
 REQUIRE_SERVICES = os.environ.get("SHOPGRAPH_TEST_REQUIRE_SERVICES") == "1"
 SEED_PRODUCTS = 60
+RUN_ID = uuid.uuid4().hex[:12]
 
 
 def _backends() -> list[str]:
@@ -86,6 +88,11 @@ class Backend:
             "redis_url": self.redis_url,
             "env": "development",
             "debug": True,
+            # The suite is one caller on one IP: a budget it cannot exhaust, under a key
+            # prefix of its own (Redis outlives the run). Rate-limit tests set their own.
+            "rate_limit_capacity": 10_000_000,
+            "rate_limit_restore_rate": 1_000_000.0,
+            "rate_limit_key_prefix": f"shopgraph-test:{RUN_ID}:",
         }
         values.update(overrides)
         return Settings(**values)
@@ -200,7 +207,6 @@ async def signed_in_client(
     http: httpx.AsyncClient, settings: Settings, *, role: str, email: str
 ) -> GraphQLClient:
     """A caller with a real user row, a live session and a signed access token."""
-    import uuid
     from datetime import UTC, datetime, timedelta
 
     from sqlalchemy import insert, select

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from app.db import Database
+from app.loaders.accounts import AddressByIdLoader, AddressesByUserIdLoader, UserByIdLoader
 from app.loaders.catalog import (
     CategoriesByParentIdLoader,
     CategoryByIdLoader,
@@ -92,3 +93,18 @@ class Loaders:
     def user_name_by_id(self) -> UserNameByIdLoader:
         """Public names of users."""
         return UserNameByIdLoader(self._db)
+
+    @cached_property
+    def user_by_id(self) -> UserByIdLoader:
+        """Users by id (visibility is the caller's to check)."""
+        return UserByIdLoader(self._db)
+
+    @cached_property
+    def address_by_id(self) -> AddressByIdLoader:
+        """Addresses by id (ownership is the caller's to check)."""
+        return AddressByIdLoader(self._db)
+
+    @cached_property
+    def addresses_by_user_id(self) -> AddressesByUserIdLoader:
+        """Each user's address book."""
+        return AddressesByUserIdLoader(self._db)

@@ -26,6 +26,8 @@ def client_error(error: GraphQLError, request_id: str) -> GraphQLError:
     if original is None:
         if error.path is not None:
             return _masked(error, request_id)
+        if error.extensions and error.extensions.get("code"):
+            return error  # our own request-level errors (limits, timeouts) carry their code
         code = ErrorCode.GRAPHQL_VALIDATION_FAILED
         if error.message.startswith("Syntax Error"):
             code = ErrorCode.GRAPHQL_PARSE_FAILED

@@ -10,8 +10,10 @@ permission classes work unchanged.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from functools import lru_cache
 from inspect import isawaitable
 from typing import Any
@@ -41,6 +43,9 @@ from strawberry.schema import Schema
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
 
+from app.platform.cost import CostModel, CostPlan, QueryTooComplex, plan_operations
+from app.platform.limits import too_complex
+
 # (python attribute name, serializer, whether null is allowed) of a plain-attribute leaf field.
 LeafField = tuple[str, Callable[[Any], Any], bool]
 
@@ -52,6 +57,7 @@ class PreparedDocument:
     document: DocumentNode | None
     errors: tuple[GraphQLError, ...]
     operations: dict[str | None, OperationType]
+    cost_plans: dict[str | None, CostPlan] = dataclass_field(default_factory=dict)
 
     def operation_type(self, name: str | None) -> OperationType:
         """The type of the operation to run; OperationNotFound if it cannot be chosen."""
@@ -64,9 +70,19 @@ class PreparedDocument:
         except KeyError:
             raise OperationNotFound(f"The document has no operation named {name[:100]!r}") from None
 
+    def cost_plan(self, name: str | None) -> CostPlan:
+        """The cost plan of the operation to run (a valid document, operation chosen)."""
+        if name is None:
+            return next(iter(self.cost_plans.values()))
+        return self.cost_plans[name]
+
 
 class OperationNotFound(Exception):
     """The document does not say unambiguously which operation to run."""
+
+
+class OperationTimeout(Exception):
+    """The operation did not finish within its time and was cancelled."""
 
 
 def plain_leaf_fields(schema: GraphQLSchema) -> dict[str, dict[str, LeafField]]:
@@ -159,8 +175,18 @@ def _in_selection_order(
     }
 
 
+# The parser's own limits (tokens, nesting) are limits of the document's size: QUERY_TOO_COMPLEX.
+_TOO_MANY_TOKENS = "Document contains more than"
+_TOO_DEEP = "Document is nested too deeply"
+
+
 class GraphQLExecutor:
-    """Prepares documents (bounded LRU) and executes them against the schema."""
+    """Prepares documents (bounded LRU) and executes them against the schema.
+
+    Preparing runs `extra_rules` (the query limits) first and the standard rules only
+    when those pass, so an oversized document costs no more than the limit checks;
+    then it plans each operation's cost. All of it happens once per distinct document.
+    """
 
     def __init__(
         self,
@@ -168,10 +194,17 @@ class GraphQLExecutor:
         *,
         cache_size: int,
         extra_rules: tuple[type[ASTValidationRule], ...] = (),
+        max_tokens: int | None = None,
+        hide_suggestions: bool = False,
+        cost_model: CostModel | None = None,
     ) -> None:
         self.schema = schema
         self.core_schema: GraphQLSchema = schema._schema
-        self.rules = (*specified_rules, *extra_rules)
+        self.limit_rules = extra_rules
+        self.rules = tuple(specified_rules)
+        self.max_tokens = max_tokens
+        self.hide_suggestions = hide_suggestions
+        self.cost_model = cost_model or CostModel(default_page_size=20, max_page_size=100)
         self._executor_class = type(
             "ShopgraphExecutionContext",
             (PlainLeafExecutionContext,),
@@ -183,8 +216,16 @@ class GraphQLExecutor:
 
     def _prepare(self, query: str) -> PreparedDocument:
         try:
-            document = parse(query)
+            document = parse(query, max_tokens=self.max_tokens)
         except GraphQLError as error:
+            reason = error.message.removeprefix("Syntax Error: ")
+            if reason.startswith(_TOO_MANY_TOKENS):
+                error = too_complex(
+                    f"The document has more than {self.max_tokens} tokens; "
+                    f"the maximum is {self.max_tokens}"
+                )
+            elif reason.startswith(_TOO_DEEP):
+                error = too_complex(reason.removesuffix(" Parsing aborted."))
             return PreparedDocument(document=None, errors=(error,), operations={})
         # Operations are indexed even when validation fails: the HTTP layer refuses a
         # mutation over GET (405) before it reports validation errors.
@@ -193,9 +234,28 @@ class GraphQLExecutor:
             for definition in document.definitions
             if isinstance(definition, OperationDefinitionNode)
         }
-        errors = validate(self.core_schema, document, self.rules)
+        errors: list[GraphQLError] = []
+        if self.limit_rules:
+            errors = validate(
+                self.core_schema,
+                document,
+                self.limit_rules,
+                hide_suggestions=self.hide_suggestions,
+            )
+        if not errors:
+            errors = validate(
+                self.core_schema, document, self.rules, hide_suggestions=self.hide_suggestions
+            )
+        if errors:
+            return PreparedDocument(document=None, errors=tuple(errors), operations=operations)
+        try:
+            plans = plan_operations(self.core_schema, document, self.cost_model)
+        except QueryTooComplex as error:
+            return PreparedDocument(
+                document=None, errors=(too_complex(str(error)),), operations=operations
+            )
         return PreparedDocument(
-            document=None if errors else document, errors=tuple(errors), operations=operations
+            document=document, errors=(), operations=operations, cost_plans=plans
         )
 
     async def execute(
@@ -205,8 +265,13 @@ class GraphQLExecutor:
         context: Any,
         variables: dict[str, Any] | None,
         operation_name: str | None,
+        time_limit: float | None = None,
     ) -> ExecutionResult:
-        """Run a valid prepared document."""
+        """Run a valid prepared document; OperationTimeout after `time_limit` seconds.
+
+        The clock covers the asynchronous part: a synchronous run cannot be interrupted,
+        and not arming a timer for it keeps `{ __typename }`-sized requests cheap.
+        """
         assert prepared.document is not None
         result = execute(
             self.core_schema,
@@ -216,8 +281,19 @@ class GraphQLExecutor:
             operation_name=operation_name,
             executor_class=self._executor_class,
             is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
+            hide_suggestions=self.hide_suggestions,
         )
         if isawaitable(result):
-            result = await result
+            if time_limit is None:
+                result = await result
+            else:
+                deadline = asyncio.timeout(time_limit)
+                try:
+                    async with deadline:
+                        result = await result
+                except TimeoutError:
+                    if deadline.expired():
+                        raise OperationTimeout(f"not finished within {time_limit:g} s") from None
+                    raise
         assert isinstance(result, ExecutionResult)
         return result

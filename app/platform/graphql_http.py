@@ -8,10 +8,16 @@
 - Request-level failures (bad JSON, no query, wrong content type, body too large)
   answer GraphQL-shaped JSON errors, never plain text.
 - A browser asking for HTML gets GraphiQL.
+- Before execution, the operation's cost is checked against the maximum and reserved
+  from the caller's leaky bucket (429 THROTTLED with Retry-After when it does not fit);
+  after it, the difference to the actual cost goes back. The operation runs under a
+  wall-clock timeout (TIMEOUT). Responses that executed or were throttled carry
+  `extensions.cost`.
 """
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -20,14 +26,22 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, OperationType
+from graphql import ExecutionResult, GraphQLError, OperationType
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from app.db import count_statements
+from app.platform.cost import CostPlan
 from app.platform.errors import ErrorCode, Unauthenticated
 from app.platform.graphql_errors import client_error
-from app.platform.graphql_execution import GraphQLExecutor, OperationNotFound
+from app.platform.graphql_execution import (
+    GraphQLExecutor,
+    OperationNotFound,
+    OperationTimeout,
+    PreparedDocument,
+)
+from app.platform.limits import too_complex
+from app.platform.ratelimit import BucketState, Budget, RateLimiter
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -181,8 +195,20 @@ def _wants_html(request: Request) -> bool:
     )
 
 
+def cost_extension(requested: int, actual: int, state: BucketState | None) -> dict[str, Any]:
+    """The `extensions.cost` object of a response."""
+    cost: dict[str, Any] = {"requestedQueryCost": requested, "actualQueryCost": actual}
+    if state is not None:
+        cost["throttleStatus"] = {
+            "maximumAvailable": state.capacity,
+            "currentlyAvailable": max(0, math.floor(state.available)),
+            "restoreRate": state.restore_rate,
+        }
+    return cost
+
+
 class GraphQLEndpoint:
-    """The /graphql route: negotiation, parameters, execution, status codes."""
+    """The /graphql route: negotiation, parameters, cost and budget, execution, status codes."""
 
     def __init__(
         self,
@@ -191,12 +217,20 @@ class GraphQLEndpoint:
         context_factory: Callable[[Request], Awaitable[Any]],
         max_body_bytes: int,
         debug: bool,
+        rate_limiter: RateLimiter | None,
+        budget_for: Callable[[Any], Budget],
+        max_query_cost: int,
+        timeout_seconds: float,
         graphiql: bool = True,
     ) -> None:
         self.executor = executor
         self.context_factory = context_factory
         self.max_body_bytes = max_body_bytes
         self.debug = debug
+        self.rate_limiter = rate_limiter
+        self.budget_for = budget_for
+        self.max_query_cost = max_query_cost
+        self.timeout_seconds = timeout_seconds
         self.graphiql_html = GRAPHIQL_PAGE.read_text(encoding="utf-8") if graphiql else None
 
     async def handle(self, request: Request) -> Response:
@@ -255,19 +289,50 @@ class GraphQLEndpoint:
                 ErrorCode.UNAUTHENTICATED,
                 {"WWW-Authenticate": 'Bearer error="invalid_token"'},
             ) from None
+        plan = prepared.cost_plan(params.operation_name)
+        requested = plan.requested(params.variables)
+        budget = self.budget_for(context)
+        maximum = self.max_query_cost
+        if self.rate_limiter is not None:  # a cost over the capacity could never be served
+            maximum = min(maximum, budget.capacity)
+        if requested > maximum:
+            over = too_complex(
+                f"The query costs {requested} points; the maximum is {maximum}. "
+                "Ask for smaller pages or fewer nested connections."
+            )
+            return self._respond(
+                [over],
+                None,
+                media_type,
+                failed_before_execution=True,
+                extensions={"cost": cost_extension(requested, 0, None)},
+            )
+        limiter = self.rate_limiter
+        state: BucketState | None = None
+        if limiter is not None:
+            state = await limiter.take(
+                budget.key, requested, capacity=budget.capacity, restore_rate=budget.restore_rate
+            )
+            if not state.allowed:
+                return self._throttled(requested, state, media_type)
         with count_statements() as statements:
-            result = await self.executor.execute(
-                prepared,
-                context=context,
-                variables=params.variables,
-                operation_name=params.operation_name,
+            result, actual, timed_out = await self._run(prepared, context, params, plan, requested)
+        if limiter is not None and actual != requested:
+            state = await limiter.give_back(
+                budget.key,
+                requested - actual,
+                capacity=budget.capacity,
+                restore_rate=budget.restore_rate,
             )
         errors = [client_error(error, request_id) for error in result.errors or ()]
         # Variable coercion fails before execution: no path, no data.
         failed_before_execution = (
-            bool(errors) and result.data is None and all(error.path is None for error in errors)
+            not timed_out
+            and bool(errors)
+            and result.data is None
+            and all(error.path is None for error in errors)
         )
-        extensions: dict[str, Any] = {}
+        extensions: dict[str, Any] = {"cost": cost_extension(requested, actual, state)}
         if self.debug:
             extensions["debug"] = {
                 "sqlStatements": statements.count,
@@ -275,6 +340,56 @@ class GraphQLEndpoint:
             }
         return self._respond(
             errors, result.data, media_type, failed_before_execution, extensions=extensions
+        )
+
+    async def _run(
+        self,
+        prepared: PreparedDocument,
+        context: Any,
+        params: GraphQLParams,
+        plan: CostPlan,
+        requested: int,
+    ) -> tuple[ExecutionResult, int, bool]:
+        """Execute under the timeout: the result, its actual cost, whether it timed out.
+
+        A stopped operation costs what was requested: its work was done.
+        """
+        try:
+            result = await self.executor.execute(
+                prepared,
+                context=context,
+                variables=params.variables,
+                operation_name=params.operation_name,
+                time_limit=self.timeout_seconds,
+            )
+        except OperationTimeout:
+            stopped = GraphQLError(
+                f"The operation did not finish within {self.timeout_seconds:g} s and was "
+                "stopped; ask for less data",
+                extensions={"code": ErrorCode.TIMEOUT.value},
+            )
+            return ExecutionResult(data=None, errors=[stopped]), requested, True
+        return result, plan.actual(result.data), False
+
+    def _throttled(self, requested: int, state: BucketState, media_type: str) -> Response:
+        wait = state.retry_after
+        if not math.isfinite(wait):  # cannot happen: costs over the capacity are refused first
+            wait = state.capacity / state.restore_rate
+        retry_after = max(1, math.ceil(wait))
+        message = (
+            f"Throttled: the query costs {requested} points and "
+            f"{max(0, math.floor(state.available))} of {state.capacity} are available, "
+            f"restoring {state.restore_rate:g} per second. Retry in {retry_after} s."
+        )
+        body = {
+            "errors": [{"message": message, "extensions": {"code": ErrorCode.THROTTLED.value}}],
+            "extensions": {"cost": cost_extension(requested, 0, state)},
+        }
+        return Response(
+            orjson.dumps(body),
+            status_code=429,
+            media_type=media_type,
+            headers={"Retry-After": str(retry_after)},
         )
 
     def _respond(

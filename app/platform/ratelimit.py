@@ -1,21 +1,38 @@
 """Leaky-bucket budgets: each caller has `capacity` points that refill at `restore_rate` per second.
 
 A request takes points before it runs (`take`) and may give some back after
-(`give_back`). The in-memory limiter serves one process (the embedded mode);
-the Redis limiter shares budgets across processes.
+(`give_back`; negative points charge more). The in-memory limiter serves one process
+(the embedded mode); the Redis limiter shares budgets across processes with one
+atomic script per call, timed by the Redis server's clock so that every process
+agrees on how much has been restored.
+
+When Redis cannot be reached, `FailoverRateLimiter` keeps limiting with per-process
+buckets (so a fleet of N processes allows up to N budgets) and tries Redis again
+after a short pause: a Redis outage neither opens the API to unlimited traffic nor
+takes it down.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from app.settings import Settings
+
+logger = structlog.get_logger("shopgraph.ratelimit")
 
 
-@dataclass(frozen=True, slots=True)
-class BucketState:
-    """The outcome of taking points: allowed or not, and what is left."""
+class BucketState(NamedTuple):
+    """The outcome of taking points: allowed or not, and what is left.
+
+    (A named tuple: made on every request, and several times cheaper than a frozen dataclass.)
+    """
 
     allowed: bool
     available: float
@@ -65,7 +82,7 @@ class MemoryRateLimiter:
         available = self._level(key, capacity, restore_rate, now)
         if cost > available:
             self._store(key, available, now)
-            wait = (cost - available) / restore_rate if cost <= capacity else float("inf")
+            wait = _retry_after(cost, available, capacity, restore_rate)
             return BucketState(False, available, capacity, restore_rate, wait)
         self._store(key, available - cost, now)
         return BucketState(True, available - cost, capacity, restore_rate, 0.0)
@@ -78,3 +95,194 @@ class MemoryRateLimiter:
         available = min(float(capacity), self._level(key, capacity, restore_rate, now) + points)
         self._store(key, available, now)
         return BucketState(True, available, capacity, restore_rate, 0.0)
+
+
+# KEYS[1]: the bucket. ARGV: points, capacity, restore rate, "take" or "give".
+# Returns {1 if allowed, available as a string}. The hash holds the level and the server
+# time it was measured at; it expires when the bucket would be full again anyway.
+_BUCKET_SCRIPT = """
+local points = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local rate = tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'available', 'updated')
+local available = tonumber(state[1])
+local updated = tonumber(state[2])
+if available == nil or updated == nil then
+  available = capacity
+  updated = now
+end
+available = math.min(capacity, available + math.max(0, now - updated) * rate)
+local allowed = 1
+if ARGV[4] == 'take' then
+  if points > available then
+    allowed = 0
+  else
+    available = available - points
+  end
+else
+  available = math.min(capacity, available + points)
+end
+redis.call('HSET', KEYS[1], 'available', tostring(available), 'updated', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - available) / rate * 1000) + 1000)
+return {allowed, tostring(available)}
+"""
+
+
+def _retry_after(cost: float, available: float, capacity: int, restore_rate: float) -> float:
+    if cost > capacity:
+        return math.inf
+    return max(0.0, (cost - available) / restore_rate)
+
+
+class RedisRateLimiter:
+    """Buckets in Redis, shared by every server process; one round trip per call."""
+
+    def __init__(self, redis: Redis, *, key_prefix: str = "shopgraph:rl:v1:") -> None:
+        self._redis = redis
+        self._key_prefix = key_prefix
+        self._script = redis.register_script(_BUCKET_SCRIPT)
+
+    async def _run(
+        self, key: str, points: float, capacity: int, restore_rate: float, mode: str
+    ) -> tuple[bool, float]:
+        allowed, available = await self._script(
+            keys=[self._key_prefix + key], args=[points, capacity, restore_rate, mode]
+        )
+        return bool(allowed), float(available)
+
+    async def take(
+        self, key: str, cost: float, *, capacity: int, restore_rate: float
+    ) -> BucketState:
+        """Take `cost` points if they are available; otherwise take nothing."""
+        allowed, available = await self._run(key, cost, capacity, restore_rate, "take")
+        if not allowed:
+            wait = _retry_after(cost, available, capacity, restore_rate)
+            return BucketState(False, available, capacity, restore_rate, wait)
+        return BucketState(True, available, capacity, restore_rate, 0.0)
+
+    async def give_back(
+        self, key: str, points: float, *, capacity: int, restore_rate: float
+    ) -> BucketState:
+        """Return unused points (never above capacity)."""
+        _, available = await self._run(key, points, capacity, restore_rate, "give")
+        return BucketState(True, available, capacity, restore_rate, 0.0)
+
+
+class FailoverRateLimiter:
+    """Uses `primary` (Redis); while it fails, per-process `fallback` buckets for `pause` seconds."""
+
+    def __init__(
+        self, primary: RateLimiter, fallback: RateLimiter, *, pause_seconds: float = 5.0
+    ) -> None:
+        self._primary = primary
+        self._fallback = fallback
+        self._pause = pause_seconds
+        self._down_until = 0.0
+
+    def _primary_usable(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _failed(self, error: Exception) -> None:
+        if self._primary_usable():
+            logger.warning(
+                "rate limit store unreachable; limiting per process",
+                error=repr(error),
+                retry_in_seconds=self._pause,
+            )
+        self._down_until = time.monotonic() + self._pause
+
+    async def take(
+        self, key: str, cost: float, *, capacity: int, restore_rate: float
+    ) -> BucketState:
+        """Take from the shared bucket, or from this process's while the store is down."""
+        if self._primary_usable():
+            try:
+                return await self._primary.take(
+                    key, cost, capacity=capacity, restore_rate=restore_rate
+                )
+            except (RedisError, OSError) as error:
+                self._failed(error)
+        return await self._fallback.take(key, cost, capacity=capacity, restore_rate=restore_rate)
+
+    async def give_back(
+        self, key: str, points: float, *, capacity: int, restore_rate: float
+    ) -> BucketState:
+        """Give back to the shared bucket, or to this process's while the store is down."""
+        if self._primary_usable():
+            try:
+                return await self._primary.give_back(
+                    key, points, capacity=capacity, restore_rate=restore_rate
+                )
+            except (RedisError, OSError) as error:
+                self._failed(error)
+        return await self._fallback.give_back(
+            key, points, capacity=capacity, restore_rate=restore_rate
+        )
+
+
+class Caller(Protocol):
+    """Who a budget belongs to (app.context.Viewer)."""
+
+    @property
+    def user_id(self) -> int | None: ...
+
+    @property
+    def partner_id(self) -> int | None: ...
+
+    @property
+    def rate_tier(self) -> str | None: ...
+
+
+class Budget(NamedTuple):
+    """A caller's bucket: its key, size and restore rate."""
+
+    key: str
+    capacity: int
+    restore_rate: float
+
+
+class Budgets:
+    """Picks the bucket of a caller: partner (by tier), else signed-in user, else client IP."""
+
+    def __init__(
+        self, *, capacity: int, restore_rate: float, tiers: dict[str, tuple[int, float]]
+    ) -> None:
+        self.capacity = capacity
+        self.restore_rate = restore_rate
+        self.tiers = tiers
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Budgets:
+        """Budgets from SHOPGRAPH_RATE_LIMIT_* and SHOPGRAPH_PARTNER_TIERS."""
+        return cls(
+            capacity=settings.rate_limit_capacity,
+            restore_rate=settings.rate_limit_restore_rate,
+            tiers=settings.partner_tiers,
+        )
+
+    def for_caller(self, caller: Caller, client_ip: str) -> Budget:
+        """The budget this caller spends (an unknown partner tier gets the default budget)."""
+        if caller.partner_id is not None:
+            capacity, restore_rate = self.tiers.get(
+                caller.rate_tier or "", (self.capacity, self.restore_rate)
+            )
+            return Budget(f"partner:{caller.partner_id}", capacity, restore_rate)
+        if caller.user_id is not None:
+            return Budget(f"user:{caller.user_id}", self.capacity, self.restore_rate)
+        return Budget(f"ip:{client_ip}", self.capacity, self.restore_rate)
+
+
+def redis_client(url: str) -> Redis:
+    """A Redis client with short timeouts: a slow store must not hold requests for long."""
+    return Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0)
+
+
+def build_rate_limiter(settings: Settings, redis: Redis | None) -> RateLimiter:
+    """Redis-backed shared buckets when Redis is configured, process memory otherwise."""
+    if redis is None:
+        return MemoryRateLimiter()
+    return FailoverRateLimiter(
+        RedisRateLimiter(redis, key_prefix=settings.rate_limit_key_prefix), MemoryRateLimiter()
+    )

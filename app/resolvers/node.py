@@ -8,9 +8,11 @@ from typing import Annotated, Any
 
 import strawberry
 
+from app.context import Context, Viewer
 from app.loaders import Loaders
 from app.platform.errors import InvalidInput
 from app.platform.global_ids import from_global_id
+from app.schema.accounts import Address, User
 from app.schema.catalog import Category, Product, ProductVariant, Review
 from app.schema.relay import Node
 
@@ -51,14 +53,47 @@ async def _review(loaders: Loaders, pk: int) -> Node | None:
     return Review.from_row(row) if row is not None else None
 
 
-async def _fetch_node(loaders: Loaders, id: str) -> Node | None:
+@_fetcher("User")
+async def _user(loaders: Loaders, pk: int) -> Node | None:
+    row = await loaders.user_by_id.load(pk)
+    return User.from_row(row) if row is not None else None
+
+
+@_fetcher("Address")
+async def _address(loaders: Loaders, pk: int) -> Node | None:
+    row = await loaders.address_by_id.load(pk)
+    return Address.from_row(row) if row is not None else None
+
+
+def _user_visible(viewer: Viewer, node: Any) -> bool:
+    """A user is visible to themself and to staff."""
+    return viewer.is_staff or (viewer.user_id is not None and node.pk == viewer.user_id)
+
+
+def _address_visible(viewer: Viewer, node: Any) -> bool:
+    """An address is visible to its owner only."""
+    return viewer.user_id is not None and node.user_id == viewer.user_id
+
+
+# Types not everyone may see: fetched, then checked against the viewer (null when not visible).
+_VISIBLE_TO: dict[str, Callable[[Viewer, Any], bool]] = {
+    "User": _user_visible,
+    "Address": _address_visible,
+}
+
+
+async def _fetch_node(context: Context, id: str) -> Node | None:
     decoded = from_global_id(id)
     fetch = _FETCHERS.get(decoded.type_name)
     if fetch is None:
         raise InvalidInput(
             f"Invalid ID {id[:80]!r}: no object type {decoded.type_name!r} can be fetched by ID"
         )
-    return await fetch(loaders, decoded.pk)
+    node = await fetch(context.loaders, decoded.pk)
+    visible = _VISIBLE_TO.get(decoded.type_name)
+    if node is not None and visible is not None and not visible(context.viewer, node):
+        return None
+    return node
 
 
 @strawberry.type
@@ -73,7 +108,7 @@ class NodeQuery:
         info: strawberry.Info,
         id: Annotated[strawberry.ID, strawberry.argument(description="Global ID.")],
     ) -> Node | None:
-        return await _fetch_node(info.context.loaders, id)
+        return await _fetch_node(info.context, id)
 
     @strawberry.field(
         description="Several objects by global ID, in the same order; null where one is missing."
@@ -88,5 +123,4 @@ class NodeQuery:
     ) -> list[Node | None]:
         if len(ids) > MAX_NODES:
             raise InvalidInput(f"`ids` must hold at most {MAX_NODES} IDs")
-        loaders = info.context.loaders
-        return list(await asyncio.gather(*(_fetch_node(loaders, id) for id in ids)))
+        return list(await asyncio.gather(*(_fetch_node(info.context, id) for id in ids)))

@@ -10,14 +10,22 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from app.platform.graphql_errors import ClientErrors
+from app.resolvers.accounts import AccountMutation, AccountQuery
 from app.resolvers.catalog import CatalogQuery
+from app.resolvers.catalog_admin import CatalogAdminMutation, ReviewMutation
 from app.resolvers.node import NodeQuery
+from app.schema.accounts import Address, User
 from app.schema.catalog import Category, Product, ProductVariant, Review
 
 
 @strawberry.type(description="Everything clients can read.")
-class Query(NodeQuery, CatalogQuery):
+class Query(NodeQuery, CatalogQuery, AccountQuery):
     """The root query type."""
+
+
+@strawberry.type(description="Everything clients can change.")
+class Mutation(AccountMutation, CatalogAdminMutation, ReviewMutation):
+    """The root mutation type."""
 
 
 class ShopgraphSchema(strawberry.Schema):
@@ -38,7 +46,8 @@ def build_schema() -> ShopgraphSchema:
     extensions: list[Any] = [ClientErrors]
     return ShopgraphSchema(
         query=Query,
-        types=[Product, ProductVariant, Category, Review],
+        mutation=Mutation,
+        types=[Product, ProductVariant, Category, Review, User, Address],
         extensions=extensions,
         config=StrawberryConfig(),
     )

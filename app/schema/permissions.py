@@ -41,3 +41,17 @@ class IsAdmin(BasePermission):
     def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
         """Whether the viewer is an admin."""
         return bool(info.context.viewer.is_admin)
+
+
+class IsSelfOrStaff(BasePermission):
+    """On fields of User: allows the user themself and staff (e.g. email, addresses)."""
+
+    message = "Only the user themself or staff may see this"
+    error_extensions = {"code": ErrorCode.FORBIDDEN.value}
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        """Whether the viewer is staff or the user the source object describes."""
+        viewer = info.context.viewer
+        if viewer.is_staff or getattr(source, "is_caller", False):
+            return True
+        return viewer.user_id is not None and getattr(source, "pk", None) == viewer.user_id

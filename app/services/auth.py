@@ -30,7 +30,7 @@ class Authenticator:
         except TokenError as error:
             raise Unauthenticated(str(error)) from None
         if claims.kind == "partner":
-            return await self._partner(claims.subject)
+            return await self._partner(claims.subject, claims.scopes)
         return await self._user(claims.subject, claims.session_id or "")
 
     async def _user(self, user_id: int, session_id: str) -> Viewer:
@@ -50,7 +50,7 @@ class Authenticator:
             raise Unauthenticated("The session of this access token has ended; sign in again")
         return Viewer(user_id=user_id, role=Role(role), session_id=session_id)
 
-    async def _partner(self, partner_id: int) -> Viewer:
+    async def _partner(self, partner_id: int, granted: frozenset[str]) -> Viewer:
         async with self.db.read() as connection:
             row = (
                 await connection.execute(
@@ -61,4 +61,8 @@ class Authenticator:
             ).first()
         if row is None:
             raise Unauthenticated("This partner's access has been revoked")
-        return Viewer(partner_id=partner_id, scopes=frozenset(row.scopes), rate_tier=row.rate_tier)
+        # The token's scopes, narrowed to what the partner still holds: a token issued for
+        # fewer scopes never regains the rest, and a scope taken away since stops at once.
+        return Viewer(
+            partner_id=partner_id, scopes=granted & frozenset(row.scopes), rate_tier=row.rate_tier
+        )

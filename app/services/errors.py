@@ -53,3 +53,25 @@ class PermissionDenied(DomainError):
     """The viewer may not do this to this object (ownership rules)."""
 
     kind = ErrorKind.FORBIDDEN
+
+
+class InvalidCredentials(DomainError):
+    """Email and password (or a refresh token) do not match; never says which part is wrong."""
+
+    kind = ErrorKind.INVALID_CREDENTIALS
+
+
+class WeakPassword(DomainError):
+    """A new password is too short or too easy to guess."""
+
+    kind = ErrorKind.WEAK_PASSWORD
+
+
+class Throttled(DomainError):
+    """Too many recent failures; `retry_after` says in how many seconds to try again."""
+
+    kind = ErrorKind.THROTTLED
+
+    def __init__(self, message: str, *, retry_after: float, field: list[str] | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = retry_after

@@ -1,0 +1,192 @@
+"""POST /oauth/token: the OAuth 2.0 client credentials grant (RFC 6749 sections 2.3.1, 4.4, 5).
+
+This module speaks the protocol only: it parses the form body and the client's
+credentials (HTTP Basic or body parameters, never both), and answers tokens or
+section 5.2 errors. Checking credentials and scopes is the job of the `issue`
+callable it is given.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote_plus
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+FORM = "application/x-www-form-urlencoded"
+MAX_BODY_BYTES = 16_384
+# RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+BASIC_CHALLENGE = 'Basic realm="shopgraph", charset="UTF-8"'
+
+
+class OAuthError(Exception):
+    """A section 5.2 error response: `error` code, human description, HTTP status."""
+
+    error = "invalid_request"
+    status = 400
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+class InvalidRequest(OAuthError):
+    """A parameter is missing, repeated or malformed, or two client authentications were used."""
+
+    error = "invalid_request"
+
+
+class InvalidClient(OAuthError):
+    """Client authentication failed: unknown client, wrong secret, revoked, or none sent."""
+
+    error = "invalid_client"
+    status = 401
+
+
+class UnsupportedGrantType(OAuthError):
+    """This server only grants client_credentials."""
+
+    error = "unsupported_grant_type"
+
+
+class InvalidScope(OAuthError):
+    """The requested scope is malformed or exceeds what the client may have."""
+
+    error = "invalid_scope"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRequest:
+    """A well-formed client credentials request (the credentials not checked yet)."""
+
+    client_id: str
+    client_secret: str
+    scopes: list[str] | None  # None: no `scope` parameter, the client's full scope
+
+
+@dataclass(frozen=True, slots=True)
+class TokenGrant:
+    """An issued access token."""
+
+    access_token: str
+    expires_in: int
+    scopes: list[str]
+
+
+Issue = Callable[[TokenRequest], Awaitable[TokenGrant]]
+
+
+def parse_scope(raw: str) -> list[str]:
+    """A space-separated scope parameter as a list of unique scope tokens."""
+    tokens = raw.split(" ")
+    if not raw or any(not SCOPE_TOKEN.fullmatch(token) for token in tokens):
+        raise InvalidScope("`scope` must be scope tokens separated by single spaces")
+    return list(dict.fromkeys(tokens))
+
+
+def _form(body: bytes) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest("The body must be UTF-8 application/x-www-form-urlencoded") from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:
+            raise InvalidRequest(f"The `{name}` parameter must not be repeated")
+        form[name] = value
+    return form
+
+
+def _basic_credentials(authorization: str) -> tuple[str, str]:
+    scheme, _, encoded = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise InvalidClient("Authenticate the client with HTTP Basic or body parameters")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise InvalidClient("The Basic credentials are not valid base64 UTF-8") from None
+    client_id, colon, client_secret = decoded.partition(":")
+    if not colon:
+        raise InvalidClient("The Basic credentials must be client_id:client_secret")
+    # 2.3.1: both parts are form-urlencoded before they go into the Basic header.
+    return unquote_plus(client_id), unquote_plus(client_secret)
+
+
+def token_request(form: dict[str, str], authorization: str | None) -> TokenRequest:
+    """Check grant type, client authentication and scope syntax of a token request."""
+    grant_type = form.get("grant_type")
+    if not grant_type:
+        raise InvalidRequest("The `grant_type` parameter is required")
+    if grant_type != "client_credentials":
+        raise UnsupportedGrantType("Only the client_credentials grant is supported")
+    in_body = "client_id" in form or "client_secret" in form
+    if authorization is not None and in_body:
+        raise InvalidRequest("Authenticate the client with HTTP Basic or body parameters, not both")
+    if authorization is not None:
+        client_id, client_secret = _basic_credentials(authorization)
+    elif in_body:
+        client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
+    else:
+        raise InvalidClient("Client authentication is required")
+    if not client_id or not client_secret:
+        raise InvalidClient("Both client_id and client_secret are required")
+    scope = form.get("scope")
+    return TokenRequest(client_id, client_secret, None if scope is None else parse_scope(scope))
+
+
+def _error(error: OAuthError) -> JSONResponse:
+    headers = dict(NO_STORE)
+    if error.status == 401:
+        headers["WWW-Authenticate"] = BASIC_CHALLENGE
+    return JSONResponse(
+        {"error": error.error, "error_description": error.description},
+        status_code=error.status,
+        headers=headers,
+    )
+
+
+class TokenEndpoint:
+    """The /oauth/token route; `issue` verifies the client and signs the token."""
+
+    def __init__(self, issue: Issue) -> None:
+        self.issue = issue
+
+    async def handle(self, request: Request) -> JSONResponse:
+        """Answer one token request."""
+        try:
+            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type != FORM:
+                raise InvalidRequest(f"Send the parameters as `Content-Type: {FORM}`")
+            body = await _bounded_body(request)
+            grant = await self.issue(
+                token_request(_form(body), request.headers.get("authorization"))
+            )
+        except OAuthError as error:
+            return _error(error)
+        return JSONResponse(
+            {
+                "access_token": grant.access_token,
+                "token_type": "Bearer",
+                "expires_in": grant.expires_in,
+                "scope": " ".join(grant.scopes),
+            },
+            headers=NO_STORE,
+        )
+
+
+async def _bounded_body(request: Request) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise InvalidRequest(f"The body must be at most {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

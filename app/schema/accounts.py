@@ -1,0 +1,199 @@
+"""Account types: users, addresses, sign-in results, and the inputs and payloads of account mutations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import strawberry
+from sqlalchemy import Row
+
+from app.models import Role as RoleValue
+from app.platform.global_ids import to_global_id
+from app.schema.errors import UserError
+from app.schema.permissions import IsSelfOrStaff
+from app.schema.relay import Node
+
+
+@strawberry.enum(description="What a user may do.")
+class Role(Enum):
+    """User roles."""
+
+    CUSTOMER = strawberry.enum_value("CUSTOMER", description="Shops: carts, orders, reviews.")
+    STAFF = strawberry.enum_value(
+        "STAFF", description="Runs the shop: catalog, stock, orders, moderation."
+    )
+    ADMIN = strawberry.enum_value("ADMIN", description="Staff who may also manage staff.")
+
+
+@strawberry.type(description="A postal address in a user's address book.")
+class Address(Node):
+    """An address."""
+
+    pk: strawberry.Private[int]
+    user_id: strawberry.Private[int]
+    full_name: str = strawberry.field(description="Name of the recipient.")
+    line1: str = strawberry.field(description="Street and house number.")
+    line2: str | None = strawberry.field(
+        description="Apartment, floor, company, c/o; null if none."
+    )
+    city: str = strawberry.field(description="City or town.")
+    postal_code: str = strawberry.field(description="Postal or ZIP code.")
+    country: str = strawberry.field(description="Two-letter ISO 3166 country code, e.g. DE.")
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Address:
+        """Build from an `addresses` row."""
+        return cls(
+            id=strawberry.ID(to_global_id("Address", row.id)),
+            pk=row.id,
+            user_id=row.user_id,
+            full_name=row.full_name,
+            line1=row.line1,
+            line2=row.line2,
+            city=row.city,
+            postal_code=row.postal_code,
+            country=row.country,
+        )
+
+
+@strawberry.type(description="A person with an account: a customer, staff member or admin.")
+class User(Node):
+    """A user."""
+
+    pk: strawberry.Private[int]
+    email_address: strawberry.Private[str]
+    full_name: str = strawberry.field(description="The user's full name.")
+    role: Role = strawberry.field(description="What the user may do.")
+    created_at: datetime = strawberry.field(description="When the account was created (UTC).")
+    # The caller proved in this request to be this user (signed in, registered, refreshed)
+    # though the request carried no token for them: they may see what the user may see.
+    is_caller: strawberry.Private[bool] = False
+
+    @classmethod
+    def from_row(cls, row: Row[Any], *, is_caller: bool = False) -> User:
+        """Build from a `users` row (the password hash is not read)."""
+        return cls(
+            id=strawberry.ID(to_global_id("User", row.id)),
+            pk=row.id,
+            email_address=row.email,
+            full_name=row.full_name,
+            role=Role[RoleValue(row.role).value],
+            created_at=row.created_at,
+            is_caller=is_caller,
+        )
+
+    @strawberry.field(
+        description="Sign-in email, lower-cased. Only the user themself and staff may see it.",
+        permission_classes=[IsSelfOrStaff],
+    )
+    def email(self) -> str:
+        return self.email_address
+
+    @strawberry.field(
+        description="The address book, oldest first. Only the user themself and staff may see it.",
+        permission_classes=[IsSelfOrStaff],
+    )
+    async def addresses(self, info: strawberry.Info) -> list[Address]:
+        rows = await info.context.loaders.addresses_by_user_id.load(self.pk)
+        return [Address.from_row(row) for row in rows]
+
+
+@strawberry.type(
+    description="The result of signing in, registering or refreshing: tokens and the user."
+)
+class AuthPayload:
+    """Tokens for a session, or why there are none."""
+
+    access_token: str | None = strawberry.field(
+        default=None,
+        description="Send as `Authorization: Bearer <token>`; short-lived (see expiresIn).",
+    )
+    refresh_token: str | None = strawberry.field(
+        default=None,
+        description="Opaque and single-use: trade it for new tokens with `refreshToken`; keep it secret.",
+    )
+    expires_in: int | None = strawberry.field(
+        default=None, description="Seconds until the access token expires."
+    )
+    user: User | None = strawberry.field(default=None, description="The signed-in user.")
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Why the request failed; empty on success."
+    )
+
+
+@strawberry.type(description="The result of a mutation of the viewer's account.")
+class UserPayload:
+    """The changed user, or why nothing changed."""
+
+    user: User | None = strawberry.field(default=None, description="The user after the change.")
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Why the change failed; empty on success."
+    )
+
+
+@strawberry.type(description="The result of a mutation of the address book.")
+class AddressPayload:
+    """The changed address, or why nothing changed."""
+
+    address: Address | None = strawberry.field(
+        default=None,
+        description="The address after the change (after removal: as it was before).",
+    )
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Why the change failed; empty on success."
+    )
+
+
+@strawberry.input(description="What a new customer account needs.")
+class RegisterInput:
+    """Registration data."""
+
+    email: str = strawberry.field(description="Sign-in email (stored lower-cased, must be unused).")
+    password: str = strawberry.field(
+        description="At least the configured minimum length (10 by default) and not easy to guess."
+    )
+    full_name: str = strawberry.field(description="The customer's full name.")
+
+
+@strawberry.input(description="Credentials to sign in with.")
+class LoginInput:
+    """Sign-in data."""
+
+    email: str = strawberry.field(description="Sign-in email (any letter case).")
+    password: str = strawberry.field(description="The account's password.")
+    cart_token: str | None = strawberry.field(
+        default=None, description="A guest cart to merge into the user's cart (reserved for carts)."
+    )
+
+
+@strawberry.input(description="Changes to the viewer's profile.")
+class UpdateProfileInput:
+    """Profile data."""
+
+    full_name: str = strawberry.field(description="The new full name.")
+
+
+@strawberry.input(description="The current password and the one to replace it.")
+class ChangePasswordInput:
+    """Password change data."""
+
+    current_password: str = strawberry.field(description="The password in use now.")
+    new_password: str = strawberry.field(
+        description="The new password; the same rules as at registration apply."
+    )
+
+
+@strawberry.input(description="A postal address.")
+class AddressInput:
+    """Address data."""
+
+    full_name: str = strawberry.field(description="Name of the recipient.")
+    line1: str = strawberry.field(description="Street and house number.")
+    line2: str | None = strawberry.field(
+        default=None, description="Apartment, floor, company, c/o."
+    )
+    city: str = strawberry.field(description="City or town.")
+    postal_code: str = strawberry.field(description="Postal or ZIP code.")
+    country: str = strawberry.field(description="Two-letter ISO 3166 country code, e.g. DE.")

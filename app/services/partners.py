@@ -1,0 +1,140 @@
+"""Partners: registering API clients and granting them access tokens (client credentials).
+
+A partner's secret is shown once, at creation, and stored only as an Argon2id hash;
+verifying it runs in a worker thread (app.platform.passwords), off the event loop.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.db import Database
+from app.loaders.base import table_of
+from app.models import Partner
+from app.models.base import utcnow
+from app.platform.oauth import (
+    SCOPE_TOKEN,
+    InvalidClient,
+    InvalidScope,
+    TokenGrant,
+    TokenRequest,
+)
+from app.platform.passwords import PasswordHasher
+from app.platform.tokens import TokenService
+from app.services.errors import AlreadyExists, DomainError, NotFound
+
+partners = table_of(Partner)
+
+NAME_MAX = 100
+CLIENT_ID_PREFIX = "sgp_"
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerCredentials:
+    """What a new partner is told once: its client id and secret."""
+
+    partner_id: int
+    client_id: str
+    client_secret: str
+
+
+async def create_partner(
+    db: Database,
+    *,
+    name: str,
+    scopes: list[str],
+    rate_tier: str,
+    known_tiers: frozenset[str],
+    hasher: PasswordHasher,
+) -> PartnerCredentials:
+    """Register a partner with fresh credentials; the secret is stored only as a hash."""
+    name = name.strip()
+    if not name or len(name) > NAME_MAX:
+        raise DomainError(f"The name must be 1 to {NAME_MAX} characters", field=["name"])
+    for scope in scopes:
+        if not SCOPE_TOKEN.fullmatch(scope):
+            raise DomainError(f"{scope!r} is not a valid scope token", field=["scope"])
+    if rate_tier not in known_tiers:
+        raise DomainError(
+            f"unknown tier {rate_tier!r}: use one of {', '.join(sorted(known_tiers))}",
+            field=["tier"],
+        )
+    client_id = CLIENT_ID_PREFIX + secrets.token_hex(12)
+    client_secret = secrets.token_urlsafe(32)
+    secret_hash = await hasher.hash(client_secret)
+    try:
+        async with db.engine.begin() as connection:
+            taken = await connection.execute(select(partners.c.id).where(partners.c.name == name))
+            if taken.first() is not None:
+                raise _name_taken(name)
+            partner_id = (
+                await connection.execute(
+                    insert(partners)
+                    .values(
+                        name=name,
+                        client_id=client_id,
+                        secret_hash=secret_hash,
+                        scopes=list(dict.fromkeys(scopes)),
+                        rate_tier=rate_tier,
+                        created_at=utcnow(),
+                    )
+                    .returning(partners.c.id)
+                )
+            ).scalar_one()
+    except IntegrityError:
+        raise _name_taken(name) from None
+    return PartnerCredentials(partner_id, client_id, client_secret)
+
+
+async def revoke_partner(db: Database, *, name: str) -> None:
+    """Revoke a partner: its tokens stop working and it can get no new ones."""
+    async with db.engine.begin() as connection:
+        result = await connection.execute(
+            update(partners)
+            .where(partners.c.name == name.strip(), partners.c.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+        if result.rowcount == 0:
+            raise NotFound(f"no active partner is named {name!r}", field=["name"])
+
+
+async def grant_client_credentials(
+    db: Database, request: TokenRequest, *, tokens: TokenService, hasher: PasswordHasher
+) -> TokenGrant:
+    """Check a partner's credentials and requested scope; sign an access token for it."""
+    async with db.read() as connection:
+        row = (
+            await connection.execute(
+                select(
+                    partners.c.id,
+                    partners.c.secret_hash,
+                    partners.c.scopes,
+                    partners.c.rate_tier,
+                    partners.c.revoked_at,
+                ).where(partners.c.client_id == request.client_id)
+            )
+        ).first()
+    # An unknown client costs a hash verification too, so timing does not tell ids apart.
+    check = await hasher.verify(row.secret_hash if row is not None else None, request.client_secret)
+    if row is None or not check.matches or row.revoked_at is not None:
+        raise InvalidClient("Unknown client, wrong secret, or revoked client")
+    allowed = list(row.scopes)
+    if request.scopes is None:
+        granted = allowed
+    else:
+        beyond = [scope for scope in request.scopes if scope not in allowed]
+        if beyond:
+            raise InvalidScope(f"Scope not allowed for this client: {' '.join(beyond)}")
+        granted = request.scopes
+    access_token, expires_in = tokens.issue_partner_token(
+        partner_id=row.id, scopes=granted, rate_tier=row.rate_tier
+    )
+    return TokenGrant(access_token=access_token, expires_in=expires_in, scopes=granted)
+
+
+def _name_taken(name: str) -> AlreadyExists:
+    return AlreadyExists(f"a partner named {name!r} already exists", field=["name"])

@@ -1,0 +1,95 @@
+"""A private, seeded shop for tests that write to the catalog, so the shared database stays as seeded.
+
+Tests of the catalog read API count categories, products and reviews of the shared
+database; tests that create and change catalog rows get a database of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from app.db import Database
+from app.main import create_app
+from app.platform.checks import run_migrations
+from app.services.seed import seed_catalog
+from app.settings import Settings
+from tests.conftest import Backend, GraphQLClient, in_thread, make_backend, signed_in_client
+
+PRIVATE_SEED_PRODUCTS = 12
+
+
+@dataclass(frozen=True)
+class Shop:
+    """A private shop: its settings, SQL access, an HTTP client and the usual callers."""
+
+    settings: Settings
+    db: Database
+    http: httpx.AsyncClient
+    anonymous: GraphQLClient
+    customer: GraphQLClient
+    other_customer: GraphQLClient
+    staff: GraphQLClient
+
+    async def rows(self, query: str, **params: Any) -> list[Any]:
+        """Every row of a plain SQL query."""
+        async with self.db.read() as connection:
+            return list((await connection.execute(text(query), params)).all())
+
+    async def value(self, query: str, **params: Any) -> Any:
+        """The one value of a one-row, one-column query."""
+        (row,) = await self.rows(query, **params)
+        return row[0]
+
+    async def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every catalog row, to prove that nothing was written."""
+        tables = ["categories", "products", "product_variants", "product_images", "reviews"]
+        return {
+            table: [tuple(row) for row in await self.rows(f"SELECT * FROM {table} ORDER BY id")]
+            for table in tables
+        }
+
+
+@asynccontextmanager
+async def private_shop(backend: Backend, tmp_dir: Path, label: str) -> AsyncIterator[Shop]:
+    """A migrated, seeded database of the same kind as `backend`, served in-process."""
+    made = await make_backend(backend.name, tmp_dir, label)
+    # These tests send many mutations quickly; rate limits have tests of their own.
+    settings = made.settings(rate_limit_capacity=10_000_000, rate_limit_restore_rate=1_000_000)
+    in_thread(run_migrations, settings)
+    db = Database.from_settings(settings)
+    async with db.engine.begin() as connection:
+        await seed_catalog(
+            connection, products=PRIVATE_SEED_PRODUCTS, random_seed=11, currency="EUR"
+        )
+    app = create_app(settings)
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://shopgraph.test"
+            ) as http,
+        ):
+            yield Shop(
+                settings=settings,
+                db=db,
+                http=http,
+                anonymous=GraphQLClient(http),
+                customer=await signed_in_client(
+                    http, settings, role="CUSTOMER", email=f"customer@{label}.example"
+                ),
+                other_customer=await signed_in_client(
+                    http, settings, role="CUSTOMER", email=f"other@{label}.example"
+                ),
+                staff=await signed_in_client(
+                    http, settings, role="STAFF", email=f"staff@{label}.example"
+                ),
+            )
+    finally:
+        await db.dispose()
