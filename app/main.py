@@ -21,7 +21,7 @@ from app.platform.cost import CostModel
 from app.platform.graphql_execution import GraphQLExecutor
 from app.platform.graphql_http import STATIC_DIR, GraphQLEndpoint, request_id_of
 from app.platform.limits import validation_rules
-from app.platform.middleware import RequestIdMiddleware, SecurityHeadersMiddleware
+from app.platform.middleware import ResponseHeadersMiddleware
 from app.platform.oauth import TokenEndpoint
 from app.platform.passwords import password_hasher
 from app.platform.ratelimit import Budgets, build_rate_limiter, redis_client
@@ -105,8 +105,7 @@ def create_app(settings: Settings) -> Starlette:
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[
-            Middleware(RequestIdMiddleware),
-            Middleware(SecurityHeadersMiddleware, hsts=settings.env is Environment.PRODUCTION),
+            Middleware(ResponseHeadersMiddleware, hsts=settings.env is Environment.PRODUCTION),
             *_cors(settings),
             Middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes),
         ],

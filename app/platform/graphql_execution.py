@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from functools import lru_cache
 from inspect import isawaitable
-from typing import Any
+from typing import Any, NamedTuple
 
 from graphql import (
     DocumentNode,
@@ -46,8 +46,16 @@ from strawberry.types.field import StrawberryField
 from app.platform.cost import CostModel, CostPlan, QueryTooComplex, plan_operations
 from app.platform.limits import too_complex
 
-# (python attribute name, serializer, whether null is allowed) of a plain-attribute leaf field.
-LeafField = tuple[str, Callable[[Any], Any], bool]
+_SLOW = object()  # "let graphql-core complete this field"
+
+
+class PlainField(NamedTuple):
+    """A field that only reads an attribute: a leaf (with its serializer) or a value object."""
+
+    python_name: str
+    nullable: bool
+    serialize: Callable[[Any], Any] | None
+    object_type: GraphQLObjectType | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,37 +93,47 @@ class OperationTimeout(Exception):
     """The operation did not finish within its time and was cancelled."""
 
 
-def plain_leaf_fields(schema: GraphQLSchema) -> dict[str, dict[str, LeafField]]:
-    """Per object type: the fields that just read an attribute and return a scalar or enum."""
-    table: dict[str, dict[str, LeafField]] = {}
+def plain_fields(schema: GraphQLSchema) -> dict[str, dict[str, PlainField]]:
+    """Per object type: the fields that just read an attribute (no resolver, no extension).
+
+    Leaves (scalar or enum) carry their serializer; objects carry their type, and only
+    object types without an `is_type_of` check qualify.
+    """
+    table: dict[str, dict[str, PlainField]] = {}
     for type_name, graphql_type in schema.type_map.items():
         if not isinstance(graphql_type, GraphQLObjectType) or type_name.startswith("__"):
             continue
-        leaves: dict[str, LeafField] = {}
+        plain: dict[str, PlainField] = {}
         for field_name, field in graphql_type.fields.items():
             definition = (field.extensions or {}).get("strawberry-definition")
             if not isinstance(definition, StrawberryField) or not definition.is_basic_field:
                 continue
             named = get_named_type(field.type)
+            nullable = not isinstance(field.type, GraphQLNonNull)
+            inner = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
             if is_leaf_type(named):
-                nullable = not isinstance(field.type, GraphQLNonNull)
-                leaves[field_name] = (definition.python_name, named.serialize, nullable)
-        if leaves:
-            table[type_name] = leaves
+                plain[field_name] = PlainField(definition.python_name, nullable, named.serialize)
+            elif isinstance(inner, GraphQLObjectType) and inner.is_type_of is None:
+                plain[field_name] = PlainField(definition.python_name, nullable, None, inner)
+        if plain:
+            table[type_name] = plain
     return table
 
 
-class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    """Strawberry's execution context with a shortcut for plain-attribute leaf fields.
+class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution context with a shortcut for plain-attribute fields.
 
-    About four in five fields of a typical listing are leaves read straight from an
-    attribute (`name`, `price.amount`). graphql-core runs each through resolve info,
-    a resolver, a path and value completion; here they are read and serialized
-    directly. Anything unusual (null where not allowed, a serializer that fails)
-    takes the normal path, so errors and their paths are exactly graphql-core's.
+    Most fields of a typical listing are read straight from an attribute: leaves
+    (`name`, `price.amount`) and small value objects (`price`, `priceRange`).
+    graphql-core runs each through resolve info, a resolver, a path and value
+    completion; here leaves are read and serialized directly, and value objects have
+    their fields executed directly. Anything unusual (null where not allowed, a
+    serializer that fails) takes the normal path, and a failing value object is
+    handled by graphql-core's own `handle_field_error`, so errors, their paths and
+    null propagation are exactly graphql-core's.
     """
 
-    plain_leaves: dict[str, dict[str, LeafField]] = {}
+    plain: dict[str, dict[str, PlainField]] = {}
 
     def execute_fields(
         self,
@@ -125,30 +143,39 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         grouped_field_set: GroupedFieldSet,
         position_context: Any,
     ) -> Any:
-        """Resolve plain leaves directly, the rest as graphql-core does; keep selection order."""
-        leaves = self.plain_leaves.get(parent_type.name)
-        if leaves is None or self.middleware_manager is not None:
+        """Resolve plain fields directly, the rest as graphql-core does; keep selection order."""
+        plain = self.plain.get(parent_type.name)
+        if plain is None or self.middleware_manager is not None:
             return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
             )
         fast: dict[str, Any] = {}
         slow: GroupedFieldSet = {}
         for response_name, field_details_list in grouped_field_set.items():
-            leaf = leaves.get(field_details_list[0].node.name.value)
-            if leaf is not None:
-                python_name, serialize, nullable = leaf
-                value = getattr(source_value, python_name, None)
+            field = plain.get(field_details_list[0].node.name.value)
+            if field is not None:
+                value = getattr(source_value, field.python_name, None)
                 if value is None:
-                    if nullable:
+                    if field.nullable:
                         fast[response_name] = None
                         continue
-                else:
+                elif field.serialize is not None:
                     try:
-                        serialized = serialize(value)
+                        serialized = field.serialize(value)
                     except Exception:
                         serialized = None
                     if serialized is not None and serialized is not Undefined:
                         fast[response_name] = serialized
+                        continue
+                else:
+                    completed = self._complete_plain_object(
+                        field,
+                        value,
+                        field_details_list,
+                        Path(path, response_name, parent_type.name),
+                    )
+                    if completed is not _SLOW:
+                        fast[response_name] = completed
                         continue
             slow[response_name] = field_details_list
         if not slow:
@@ -161,6 +188,39 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return _in_selection_order(grouped_field_set, fast, await rest)
 
         return merged()
+
+    def _complete_plain_object(
+        self,
+        field: PlainField,
+        value: Any,
+        field_details_list: Any,
+        field_path: Path,
+    ) -> Any:
+        """A value object's fields, executed directly; _SLOW when graphql-core should do it.
+
+        Only objects whose selected fields are all plain qualify: nothing async can run,
+        so the result is ready at once and nothing runs twice.
+        """
+        object_type = field.object_type
+        assert object_type is not None
+        grouped, defer_usages, _ = self.collect_subfields(object_type, field_details_list)
+        plain = self.plain.get(object_type.name)
+        if defer_usages or plain is None:
+            return _SLOW
+        for details in grouped.values():
+            if details[0].node.name.value not in plain:
+                return _SLOW
+        try:
+            completed = self.execute_fields(object_type, value, field_path, grouped, None)
+        except Exception as raw_error:
+            # As graphql-core's execute_field would: raise on, or record and null out.
+            return_type = object_type if field.nullable else GraphQLNonNull(object_type)
+            self.handle_field_error(raw_error, return_type, field_details_list, field_path)
+            return None
+        if not isinstance(completed, dict):  # cannot happen: every selected field is plain
+            completed.close()
+            return _SLOW
+        return completed
 
 
 def _in_selection_order(
@@ -207,8 +267,8 @@ class GraphQLExecutor:
         self.cost_model = cost_model or CostModel(default_page_size=20, max_page_size=100)
         self._executor_class = type(
             "ShopgraphExecutionContext",
-            (PlainLeafExecutionContext,),
-            {"plain_leaves": plain_leaf_fields(self.core_schema)},
+            (PlainFieldExecutionContext,),
+            {"plain": plain_fields(self.core_schema)},
         )
         self.prepare: Callable[[str], PreparedDocument] = (
             lru_cache(maxsize=cache_size)(self._prepare) if cache_size else self._prepare

@@ -414,7 +414,7 @@ class GraphQLEndpoint:
 
 
 def request_id_of(request: Request) -> str:
-    """The request id set by RequestIdMiddleware (or a fresh one)."""
+    """The request id set by ResponseHeadersMiddleware (or a fresh one)."""
     return str(request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex)
 
 

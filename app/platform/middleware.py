@@ -1,38 +1,13 @@
-"""Pure ASGI middleware: request ids, security headers."""
+"""Pure ASGI middleware: request ids and the headers every response carries."""
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-
-class RequestIdMiddleware:
-    """Takes a sane X-Request-ID from the client or makes one, and echoes it on the response."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Tag the request and its response."""
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        given = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"")
-        text = given.decode("latin-1")
-        request_id = text if _VALID_REQUEST_ID.match(text) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["X-Request-ID"] = request_id
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
 
 
 # GraphiQL (served at GET /graphql) loads its scripts and styles from /static and injects
@@ -47,10 +22,14 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 HSTS = "max-age=63072000; includeSubDomains"
 
 
-class SecurityHeadersMiddleware:
-    """Adds security headers to every HTTP response (HSTS only when `hsts` is on).
+class ResponseHeadersMiddleware:
+    """Tags each request with an id and adds the headers every response carries.
 
-    A header the application already set is left as it is.
+    The id is a sane `X-Request-ID` from the client or a fresh random one; it goes into
+    `scope["state"]["request_id"]` (logs, masked errors) and back out as `X-Request-ID`.
+    Security headers are added as the response starts (HSTS only when `hsts` is on);
+    a header the application already set is left as it is. One middleware, one `send`
+    wrapper: this runs on every request.
     """
 
     def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
@@ -67,10 +46,18 @@ class SecurityHeadersMiddleware:
         self._api_headers = [*common, (csp, API_CSP.encode())]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Add the headers as the response starts."""
+        """Tag the request, then add the headers as its response starts."""
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        given = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"")
+        text = given.decode("latin-1")
+        request_id = text if _VALID_REQUEST_ID.match(text) else os.urandom(16).hex()
+        scope.setdefault("state", {})["request_id"] = request_id
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        tag = (b"x-request-id", request_id.encode("latin-1"))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -82,6 +69,7 @@ class SecurityHeadersMiddleware:
                 )
                 added = self._page_headers if html else self._api_headers
                 headers.extend(header for header in added if header[0] not in present)
+                headers.append(tag)
                 message["headers"] = headers
             await send(message)
 
