@@ -6,6 +6,7 @@ Every command exits non-zero with one clear line on stderr when input or configu
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from enum import StrEnum
@@ -47,21 +48,36 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Worker processes.", min=1, max=64)] = None,
 ) -> None:
     """Serve GraphQL (and GraphiQL in development) over HTTP."""
-    import uvicorn
-
     from app.platform.checks import check_ready
 
     settings = _settings(host=host, port=port, workers=workers)
-    asyncio.run(check_ready(settings))
-    uvicorn.run(
+
+    async def ready() -> None:
+        db = await check_ready(settings)
+        await db.dispose()
+
+    asyncio.run(ready())
+    # Become uvicorn: the serving process then holds only what serving needs (not the
+    # CLI, alembic and the checks: ~10 MB per worker), and keeps this process id.
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
         "app.asgi:app",
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        proxy_headers=True,
-    )
+        "--host",
+        settings.host,
+        "--port",
+        str(settings.port),
+        "--workers",
+        str(settings.workers),
+        "--log-level",
+        settings.log_level.lower(),
+        "--no-access-log",
+        "--proxy-headers",
+    ]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
 
 
 @cli.command()

@@ -18,7 +18,6 @@ from weakref import WeakKeyDictionary
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from email_validator import EmailNotValidError, validate_email
-from zxcvbn import zxcvbn
 
 # OWASP Password Storage Cheat Sheet: Argon2id, m=19 MiB, t=2, p=1.
 OWASP_TIME_COST = 2
@@ -133,6 +132,10 @@ def password_problem(
         return f"Use at most {MAX_PASSWORD_LENGTH} characters"
     if password.strip().lower() in OBVIOUS_PASSWORDS:
         return "This password is too common; choose one that others would not guess"
+    # Imported on first use: its dictionaries take ~12 MB that a worker which never
+    # checks a new password does not need.
+    from zxcvbn import zxcvbn
+
     words = [word for text in user_inputs for word in _words(text)]
     result = zxcvbn(password[:ZXCVBN_MAX_LENGTH], user_inputs=words)
     if int(result["score"]) >= MIN_STRENGTH_SCORE:
