@@ -22,9 +22,6 @@ class Page(Generic[T]):
     has_previous: bool
 
 
-EMPTY_PAGE: Page[Any] = Page(rows=[], has_next=False, has_previous=False)
-
-
 @dataclass(frozen=True, slots=True)
 class KeysetOrder:
     """A sort key with the id as tie-breaker, in one direction."""

@@ -46,12 +46,6 @@ class InvalidInput(ClientError):
     code = ErrorCode.BAD_USER_INPUT
 
 
-class Forbidden(ClientError):
-    """The viewer may not see or do this."""
-
-    code = ErrorCode.FORBIDDEN
-
-
 class Unauthenticated(ClientError):
     """Credentials were sent but do not hold (bad, expired or revoked token)."""
 

@@ -32,17 +32,6 @@ class IsStaff(BasePermission):
         return bool(info.context.viewer.is_staff)
 
 
-class IsAdmin(BasePermission):
-    """Allows admins only."""
-
-    message = "Only admins may do this"
-    error_extensions = {"code": ErrorCode.FORBIDDEN.value}
-
-    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
-        """Whether the viewer is an admin."""
-        return bool(info.context.viewer.is_admin)
-
-
 class IsSelfOrStaff(BasePermission):
     """On fields of User: allows the user themself and staff (e.g. email, addresses)."""
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from faker import Faker
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.models import Category, Product, ProductImage, ProductVariant, Review, Role, User
@@ -314,8 +314,3 @@ async def _seed_customers(connection: AsyncConnection, random_seed: int) -> tupl
     rows = await connection.execute(select(User.email, User.id).where(User.email.in_(emails)))
     by_email = {row.email: row.id for row in rows}
     return len(missing), [by_email[email] for email in emails]
-
-
-async def count_products(connection: AsyncConnection) -> int:
-    """How many products the catalog holds."""
-    return int((await connection.execute(select(func.count()).select_from(Product))).scalar_one())
