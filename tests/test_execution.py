@@ -1,4 +1,4 @@
-"""The executor's shortcut for plain fields gives exactly graphql-core's answers."""
+"""Query plans and the plain-field shortcut give exactly graphql-core's answers."""
 
 from __future__ import annotations
 
@@ -36,12 +36,23 @@ query Listing($first: Int!) {
 """
 
 
-async def _run(settings: Settings, *, shortcut: bool) -> dict[str, Any]:
-    executor = GraphQLExecutor(build_schema(), cache_size=0)
-    if not shortcut:  # graphql-core's own path for every field
+# How an operation can run: from its compiled plan (the default for queries), on
+# graphql-core with the plain-field shortcut (mutations), or on graphql-core alone.
+MODES = ("plans", "shortcut", "graphql-core")
+
+
+def executor_for(schema: strawberry.Schema, mode: str) -> GraphQLExecutor:
+    """An executor that runs queries the given way."""
+    executor = GraphQLExecutor(schema, cache_size=0, query_plans=mode == "plans")
+    if mode == "graphql-core":
         executor._executor_class = type(  # type: ignore[attr-defined]
             "PlainPathOff", (PlainFieldExecutionContext,), {"plain": {}}
         )
+    return executor
+
+
+async def _run(settings: Settings, mode: str) -> dict[str, Any]:
+    executor = executor_for(build_schema(), mode)
     db = Database.from_settings(settings)
     try:
         context = Context(
@@ -57,15 +68,14 @@ async def _run(settings: Settings, *, shortcut: bool) -> dict[str, Any]:
     return result.data
 
 
-async def test_the_shortcut_answers_as_graphql_core_does(settings: Settings) -> None:
+async def test_plans_and_the_shortcut_answer_as_graphql_core_does(settings: Settings) -> None:
     # when
-    fast = await _run(settings, shortcut=True)
-    reference = await _run(settings, shortcut=False)
+    planned, shortcut, reference = [await _run(settings, mode) for mode in MODES]
 
     # then: same data, same key order
-    assert fast == reference
-    assert repr(fast) == repr(reference)
-    assert len(fast["products"]["edges"]) == 25
+    assert planned == shortcut == reference
+    assert repr(planned) == repr(shortcut) == repr(reference)
+    assert len(reference["products"]["edges"]) == 25
 
 
 @strawberry.type
@@ -96,22 +106,18 @@ class BrokenQuery:
 BROKEN = "{ outers { label loose { value } strict { value } } }"
 
 
-async def test_errors_and_nulls_are_graphql_cores_with_the_shortcut() -> None:
+async def test_errors_and_nulls_are_graphql_cores_in_every_mode() -> None:
     schema = strawberry.Schema(query=BrokenQuery)
     answers = []
-    for shortcut in (True, False):
-        executor = GraphQLExecutor(schema, cache_size=0)
-        if not shortcut:
-            executor._executor_class = type(  # type: ignore[attr-defined]
-                "PlainPathOff", (PlainFieldExecutionContext,), {"plain": {}}
-            )
+    for mode in MODES:
+        executor = executor_for(schema, mode)
         result = await executor.execute(
             executor.prepare(BROKEN), context=None, variables=None, operation_name=None
         )
         errors = sorted((error.message, tuple(error.path or ())) for error in result.errors or ())
         answers.append((result.data, errors))
 
-    assert answers[0] == answers[1]
+    assert answers[0] == answers[1] == answers[2]
     data, errors = answers[0]
     assert data == {
         "outers": [{"label": "a", "loose": None, "strict": {"value": "ok"}}, None, None]

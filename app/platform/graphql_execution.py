@@ -11,7 +11,7 @@ permission classes work unchanged.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from functools import lru_cache
@@ -44,6 +44,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
 
 from app.platform.cost import CostModel, CostPlan, QueryTooComplex, plan_operations
+from app.platform.graphql_plans import PlanCache, coerce_variables, execute_plan
 from app.platform.limits import too_complex
 
 _SLOW = object()  # "let graphql-core complete this field"
@@ -66,6 +67,7 @@ class PreparedDocument:
     errors: tuple[GraphQLError, ...]
     operations: dict[str | None, OperationType]
     cost_plans: dict[str | None, CostPlan] = dataclass_field(default_factory=dict)
+    query_plans: PlanCache | None = None
 
     def operation_type(self, name: str | None) -> OperationType:
         """The type of the operation to run; OperationNotFound if it cannot be chosen."""
@@ -257,8 +259,10 @@ class GraphQLExecutor:
         max_tokens: int | None = None,
         hide_suggestions: bool = False,
         cost_model: CostModel | None = None,
+        query_plans: bool = True,
     ) -> None:
         self.schema = schema
+        self.query_plans = query_plans
         self.core_schema: GraphQLSchema = schema._schema
         self.limit_rules = extra_rules
         self.rules = tuple(specified_rules)
@@ -315,7 +319,13 @@ class GraphQLExecutor:
                 document=None, errors=(too_complex(str(error)),), operations=operations
             )
         return PreparedDocument(
-            document=document, errors=(), operations=operations, cost_plans=plans
+            document=document,
+            errors=(),
+            operations=operations,
+            cost_plans=plans,
+            query_plans=PlanCache(self.core_schema, document, self.hide_suggestions)
+            if self.query_plans
+            else None,
         )
 
     async def execute(
@@ -333,16 +343,18 @@ class GraphQLExecutor:
         and not arming a timer for it keeps `{ __typename }`-sized requests cheap.
         """
         assert prepared.document is not None
-        result = execute(
-            self.core_schema,
-            prepared.document,
-            context_value=context,
-            variable_values=variables,
-            operation_name=operation_name,
-            executor_class=self._executor_class,
-            is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
-            hide_suggestions=self.hide_suggestions,
-        )
+        result = self._execute_planned(prepared, context, variables, operation_name)
+        if result is None:
+            result = execute(
+                self.core_schema,
+                prepared.document,
+                context_value=context,
+                variable_values=variables,
+                operation_name=operation_name,
+                executor_class=self._executor_class,
+                is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
+                hide_suggestions=self.hide_suggestions,
+            )
         if isawaitable(result):
             if time_limit is None:
                 result = await result
@@ -357,3 +369,25 @@ class GraphQLExecutor:
                     raise
         assert isinstance(result, ExecutionResult)
         return result
+
+    def _execute_planned(
+        self,
+        prepared: PreparedDocument,
+        context: Any,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+    ) -> ExecutionResult | Awaitable[ExecutionResult] | None:
+        """A query run from its compiled plan; None when graphql-core must run it."""
+        plans = prepared.query_plans
+        if plans is None or (operation_name not in plans.operations and operation_name is not None):
+            return None
+        operation = plans.operation(operation_name)
+        if operation.operation is not OperationType.QUERY:
+            return None
+        coerced = coerce_variables(self.core_schema, operation, variables, self.hide_suggestions)
+        if isinstance(coerced, list):
+            return ExecutionResult(data=None, errors=coerced)
+        plan = plans.plan(operation, coerced)
+        if plan is None:
+            return None
+        return execute_plan(plan, context, coerced)

@@ -29,6 +29,7 @@ from app.platform.money import to_minor
 from app.platform.pagination import CursorSort, PageRequest, SortValue, page_request
 from app.schema.common import Money, MoneyRange, SortDirection
 from app.schema.permissions import IsStaff
+from app.schema.relations import each, optional, relation
 from app.schema.relay import After, Before, First, Last, Node, PageInfo
 
 MAX_SEARCH_LENGTH = 200
@@ -132,17 +133,18 @@ class Category(Node):
             description=row.description,
         )
 
-    @strawberry.field(description="The parent category; null for a root.")
-    async def parent(self, info: strawberry.Info) -> Category | None:
-        if self.parent_id is None:
-            return None
-        row = await info.context.loaders.category_by_id.load(self.parent_id)
-        return Category.from_row(row) if row is not None else None
-
-    @strawberry.field(description="Direct subcategories, in display order.")
-    async def children(self, info: strawberry.Info) -> list[Category]:
-        rows = await info.context.loaders.categories_by_parent_id.load(self.pk)
-        return [Category.from_row(row) for row in rows]
+    parent: Category | None = relation(
+        loader=lambda loaders: loaders.category_by_id,
+        key=lambda category: category.parent_id,
+        build=optional(lambda row: Category.from_row(row)),
+        description="The parent category; null for a root.",
+    )
+    children: list[Category] = relation(
+        loader=lambda loaders: loaders.categories_by_parent_id,
+        key=lambda category: category.pk,
+        build=each(lambda row: Category.from_row(row)),
+        description="Direct subcategories, in display order.",
+    )
 
     @strawberry.field(description="Published products in this category and all its subcategories.")
     async def products(
@@ -223,10 +225,12 @@ class ProductVariant(Node):
     def stock_quantity(self) -> int | None:
         return self.stock
 
-    @strawberry.field(description="The product this is a variant of.")
-    async def product(self, info: strawberry.Info) -> Product:
-        row = await info.context.loaders.product_by_id.load(self.product_id)
-        return Product.from_row(row)
+    product: Product = relation(
+        loader=lambda loaders: loaders.product_by_id,
+        key=lambda variant: variant.product_id,
+        build=optional(lambda row: Product.from_row(row)),
+        description="The product this is a variant of.",
+    )
 
 
 @strawberry.type(description="What a reviewer shows of themself: a display name only.")
@@ -270,15 +274,18 @@ class Review(Node):
             created_at=row.created_at,
         )
 
-    @strawberry.field(description="Who wrote it (display name only).")
-    async def author(self, info: strawberry.Info) -> PublicProfile:
-        row = await info.context.loaders.user_name_by_id.load(self.user_id)
-        return PublicProfile.from_full_name(row.full_name if row is not None else "")
-
-    @strawberry.field(description="The reviewed product.")
-    async def product(self, info: strawberry.Info) -> Product:
-        row = await info.context.loaders.product_by_id.load(self.product_id)
-        return Product.from_row(row)
+    author: PublicProfile = relation(
+        loader=lambda loaders: loaders.user_name_by_id,
+        key=lambda review: review.user_id,
+        build=lambda row: PublicProfile.from_full_name(row.full_name if row is not None else ""),
+        description="Who wrote it (display name only).",
+    )
+    product: Product = relation(
+        loader=lambda loaders: loaders.product_by_id,
+        key=lambda review: review.product_id,
+        build=optional(lambda row: Product.from_row(row)),
+        description="The reviewed product.",
+    )
 
 
 @strawberry.type(description="A review in a connection.")
@@ -345,22 +352,24 @@ class Product(Node):
             updated_at=row.updated_at,
         )
 
-    @strawberry.field(description="The category it is listed under.")
-    async def category(self, info: strawberry.Info) -> Category | None:
-        if self.category_id is None:
-            return None
-        row = await info.context.loaders.category_by_id.load(self.category_id)
-        return Category.from_row(row) if row is not None else None
-
-    @strawberry.field(description="Buyable variants, in display order.")
-    async def variants(self, info: strawberry.Info) -> list[ProductVariant]:
-        rows = await info.context.loaders.variants_by_product_id.load(self.pk)
-        return [ProductVariant.from_row(row) for row in rows]
-
-    @strawberry.field(description="Pictures, in display order.")
-    async def images(self, info: strawberry.Info) -> list[ProductImage]:
-        rows = await info.context.loaders.images_by_product_id.load(self.pk)
-        return [ProductImage.from_row(row) for row in rows]
+    category: Category | None = relation(
+        loader=lambda loaders: loaders.category_by_id,
+        key=lambda product: product.category_id,
+        build=optional(lambda row: Category.from_row(row)),
+        description="The category it is listed under.",
+    )
+    variants: list[ProductVariant] = relation(
+        loader=lambda loaders: loaders.variants_by_product_id,
+        key=lambda product: product.pk,
+        build=each(lambda row: ProductVariant.from_row(row)),
+        description="Buyable variants, in display order.",
+    )
+    images: list[ProductImage] = relation(
+        loader=lambda loaders: loaders.images_by_product_id,
+        key=lambda product: product.pk,
+        build=each(lambda row: ProductImage.from_row(row)),
+        description="Pictures, in display order.",
+    )
 
     @strawberry.field(description="Reviews, newest first.")
     async def reviews(
