@@ -632,7 +632,6 @@ def _user_schema(user: UserType) -> strawberry.Schema:
 def test_user_email_is_for_the_user_themself_and_staff(viewer: Viewer, sees_email: bool) -> None:
     # Wherever a User shows up (a future Order.customer, ...), its email obeys the same rule.
     user = UserType(
-        id=strawberry.ID(to_global_id("User", 1)),
         pk=1,
         email_address="jane@shop.example.com",
         full_name="Jane Doe",

@@ -19,6 +19,7 @@ on graphql-core.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import inspect as python_inspect
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ from graphql.execution.values import VariableValues, get_argument_values, get_va
 from graphql.language import Visitor
 from graphql.pyutils import Path, inspect
 from strawberry.schema.schema import _OperationContextAwareGraphQLResolveInfo as ResolveInfo
+from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.field import StrawberryField
 
 BATCH_RESOLVER = "shopgraph.batch_resolver"  # key of a BatchResolver in a field's metadata
@@ -149,6 +151,8 @@ class ObjectPlan:
     type: GraphQLObjectType
     fields: list[FieldPlan]
     is_type_of: Callable[[Any, Any], Any] | None
+    # Strawberry's own `is_type_of` holds for instances of the type's class: no call needed.
+    own_class: builtins.type | None = None
 
 
 class OperationPlan:
@@ -192,7 +196,11 @@ class OperationPlan:
         self, object_type: GraphQLObjectType, grouped: dict[str, list[FieldDetails]]
     ) -> ObjectPlan:
         fields = [self._field_plan(object_type, key, details) for key, details in grouped.items()]
-        return ObjectPlan(object_type, fields, object_type.is_type_of)
+        definition = (object_type.extensions or {}).get("strawberry-definition")
+        own_class = None
+        if isinstance(definition, StrawberryObjectDefinition) and definition.is_type_of is None:
+            own_class = definition.origin
+        return ObjectPlan(object_type, fields, object_type.is_type_of, own_class)
 
     def _subplan(self, object_type: GraphQLObjectType, details: list[FieldDetails]) -> ObjectPlan:
         grouped, defer_usages, _ = collect_subfields(
@@ -553,7 +561,7 @@ class PlanRun:
         if kind == _C_OBJECT:
             plan = completion.plan
             assert plan is not None
-            if plan.is_type_of is not None:
+            if plan.is_type_of is not None and type(value) is not plan.own_class:
                 self._check_type(plan, field_plan, value, path)
             return self._object(plan, value, path, anchor)
         if kind == _C_LEAF:
@@ -617,7 +625,7 @@ class PlanRun:
         type_name = resolve_type(value, info, abstract_type)
         runtime_type = self._runtime_type(type_name, abstract_type, field_plan, value)
         plan = self.plan.plan_for_runtime_type(completion, runtime_type)
-        if plan.is_type_of is not None:
+        if plan.is_type_of is not None and type(value) is not plan.own_class:
             self._check_type(plan, field_plan, value, path)
         return self._object(plan, value, path, anchor)
 

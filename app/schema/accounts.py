@@ -10,7 +10,6 @@ import strawberry
 from sqlalchemy import Row
 
 from app.models import Role as RoleValue
-from app.platform.global_ids import to_global_id
 from app.schema.errors import UserError
 from app.schema.permissions import IsSelfOrStaff
 from app.schema.relay import Node
@@ -46,7 +45,6 @@ class Address(Node):
     def from_row(cls, row: Row[Any]) -> Address:
         """Build from an `addresses` row."""
         return cls(
-            id=strawberry.ID(to_global_id("Address", row.id)),
             pk=row.id,
             user_id=row.user_id,
             full_name=row.full_name,
@@ -75,7 +73,6 @@ class User(Node):
     def from_row(cls, row: Row[Any], *, is_caller: bool = False) -> User:
         """Build from a `users` row (the password hash is not read)."""
         return cls(
-            id=strawberry.ID(to_global_id("User", row.id)),
             pk=row.id,
             email_address=row.email,
             full_name=row.full_name,

@@ -24,7 +24,7 @@ from app.loaders.products import (
     ProductSortField as SortField,
 )
 from app.platform.errors import InvalidInput
-from app.platform.global_ids import decode_id_of, to_global_id
+from app.platform.global_ids import decode_id_of
 from app.platform.money import to_minor
 from app.platform.pagination import CursorSort, PageRequest, SortValue, page_request
 from app.schema.common import Money, MoneyRange, SortDirection
@@ -125,7 +125,6 @@ class Category(Node):
     def from_row(cls, row: Row[Any]) -> Category:
         """Build from a `categories` row."""
         return cls(
-            id=strawberry.ID(to_global_id("Category", row.id)),
             pk=row.id,
             parent_id=row.parent_id,
             slug=row.slug,
@@ -210,7 +209,6 @@ class ProductVariant(Node):
     def from_row(cls, row: Row[Any]) -> ProductVariant:
         """Build from a `product_variants` row."""
         return cls(
-            id=strawberry.ID(to_global_id("ProductVariant", row.id)),
             pk=row.id,
             product_id=row.product_id,
             stock=row.stock,
@@ -264,7 +262,6 @@ class Review(Node):
     def from_row(cls, row: Row[Any]) -> Review:
         """Build from a `reviews` row."""
         return cls(
-            id=strawberry.ID(to_global_id("Review", row.id)),
             pk=row.id,
             product_id=row.product_id,
             user_id=row.user_id,
@@ -336,7 +333,6 @@ class Product(Node):
                 max=Money.from_minor(row.price_max_minor, row.currency),
             )
         return cls(
-            id=strawberry.ID(to_global_id("Product", row.id)),
             pk=row.id,
             category_id=row.category_id,
             slug=row.slug,
