@@ -2,7 +2,8 @@
 
 Two engines share one URL: `engine` for units of work (services open their own
 transaction), and `read_engine` in AUTOCOMMIT mode for loader batches, so a plain
-read is one round trip instead of BEGIN / SELECT / ROLLBACK.
+read is one round trip instead of BEGIN / SELECT / ROLLBACK. On PostgreSQL, loader
+batches go through `fast_reads`, which runs on the read engine's pooled connections.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.platform.fast_reads import FastReader
 from app.settings import Settings
 
 
@@ -52,13 +54,18 @@ def count_statements(*, keep_text: bool = False) -> Iterator[StatementCounter]:
         _active_counters.reset(token)
 
 
-def _on_statement(
-    conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
-) -> None:
+def note_statement(statement: str) -> None:
+    """Count one statement on every active counter."""
     for counter in _active_counters.get():
         counter.count += 1
         if counter.keep_text:
             counter.statements.append(statement)
+
+
+def _on_statement(
+    conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> None:
+    note_statement(statement)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
@@ -96,6 +103,8 @@ class Database:
     engine: AsyncEngine
     read_engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    # Loader reads on raw asyncpg (PostgreSQL only; SQLite reads through read()).
+    fast_reads: FastReader | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -103,7 +112,10 @@ class Database:
         engine = _make_engine(settings, autocommit=False)
         read_engine = _make_engine(settings, autocommit=True)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
-        return cls(engine=engine, read_engine=read_engine, sessions=sessions)
+        fast_reads = (
+            None if settings.is_sqlite else FastReader(read_engine, on_statement=note_statement)
+        )
+        return cls(engine=engine, read_engine=read_engine, sessions=sessions, fast_reads=fast_reads)
 
     def read(self) -> _ReadConnection:
         """A short AUTOCOMMIT connection for one batch of plain reads."""

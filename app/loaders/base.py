@@ -40,6 +40,9 @@ class BatchLoader(DataLoader[K, V]):
 
     async def fetch(self, stmt: Select[Any]) -> Sequence[Row[Any]]:
         """Run one read statement on its own short AUTOCOMMIT connection."""
+        # On PostgreSQL: the same rows for a fraction of SQLAlchemy's CPU (app.platform.fast_reads).
+        if self.db.fast_reads is not None:
+            return await self.db.fast_reads.fetch(stmt)
         async with self.db.read() as connection:
             result = await connection.execute(stmt)
             rows: Sequence[Row[Any]] = result.all()

@@ -1,0 +1,185 @@
+"""Loader reads on PostgreSQL without SQLAlchemy's per-statement machinery.
+
+Executing a Core statement through SQLAlchemy costs several times the CPU of running
+the same SQL on asyncpg: an execution context, result metadata and cursor adaption per
+call, and a greenlet switch for each step. Loader batches are plain SELECTs on an
+AUTOCOMMIT connection, so `FastReader` compiles each statement shape once (keyed by
+SQLAlchemy's own cache key), runs the SQL on the pooled connection's asyncpg driver
+and builds ordinary `Row`s with SQLAlchemy's result processors: callers see the same
+rows, values and types as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import Row, Select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql.asyncpg import PGCompiler_asyncpg
+from sqlalchemy.engine.result import SimpleResultMetaData
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter
+from sqlalchemy.sql.operators import OperatorType
+from sqlalchemy.util import greenlet_spawn
+
+if TYPE_CHECKING:
+    from sqlalchemy.sql.type_api import _BindProcessorType, _ResultProcessorType
+
+# Shapes are few (loader statements times filter/sort/cursor combinations); the cap only
+# guards against unbounded growth, dropping the oldest shape when it is reached.
+MAX_SHAPES = 1000
+
+
+class _AnyArrayCompiler(PGCompiler_asyncpg):
+    """Renders `x IN (<list>)` as `x = ANY($n::type[])` with the list as one array parameter.
+
+    SQLAlchemy expands an IN list into one placeholder per value, so every batch size is a
+    new SQL text and a new server-side prepare; an array keeps the text, and asyncpg's
+    per-connection prepared statement cache, stable. The semantics are the same (NULLs
+    and empty lists included).
+    """
+
+    def visit_in_op_binary(
+        self, binary: BinaryExpression[Any], operator: OperatorType, **kw: Any
+    ) -> str:
+        right = binary.right
+        if isinstance(right, BindParameter) and right.expanding and not right.type._is_tuple_type:
+            # A clone keeps the key and the cache-key link, so construct_params finds its value.
+            array = right._clone(maintain_key=True)
+            array.expanding = False
+            array.type = ARRAY(right.type)
+            return f"{self.process(binary.left, **kw)} = ANY ({self.process(array, **kw)})"
+        return self._generate_generic_binary(binary, " IN ", **kw)
+
+
+@dataclass(slots=True)
+class _Shape:
+    """One compiled statement shape: its SQL, how to order its parameters, how to read its rows."""
+
+    compiled: _AnyArrayCompiler
+    sql: str
+    # Bind names in $1, $2... order, each with its type's bind processor (if any).
+    positions: tuple[tuple[str, _BindProcessorType[Any] | None], ...]
+    # Known after the first run: result processors depend on the column types the server reports.
+    metadata: SimpleResultMetaData | None = None
+    processors: list[_ResultProcessorType[Any] | None] | None = None
+
+
+class FastReader:
+    """Runs loader SELECTs on the read engine's pooled asyncpg connections."""
+
+    def __init__(self, engine: AsyncEngine, *, on_statement: Callable[[str], None]) -> None:
+        self._engine = engine
+        self._on_statement = on_statement
+        # By SQLAlchemy cache key; None marks a shape the fast path leaves to SQLAlchemy.
+        self._shapes: dict[Any, _Shape | None] = {}
+
+    async def fetch(self, stmt: Select[Any]) -> Sequence[Row[Any]]:
+        """Run one read statement on its own pooled connection, outside any transaction."""
+        cache_key = stmt._generate_cache_key()
+        if cache_key is None:  # a construct SQLAlchemy itself cannot cache
+            return await self._fetch_with_sqlalchemy(stmt)
+        try:
+            shape = self._shapes[cache_key.key]
+        except KeyError:
+            shape = await self._compile(stmt, cache_key)
+        if shape is None:
+            return await self._fetch_with_sqlalchemy(stmt)
+        values = shape.compiled.construct_params(
+            getattr(cache_key, "params", None),  # SQLAlchemy 2.1: values given to .params()
+            extracted_parameters=cache_key.bindparams,
+            escape_names=False,
+        )
+        args = [
+            values[name] if process is None else process(values[name])
+            for name, process in shape.positions
+        ]
+        raw = await self._engine.raw_connection()
+        try:
+            driver: Any = raw.driver_connection  # an asyncpg.Connection
+            self._on_statement(shape.sql)
+            try:
+                if shape.metadata is None:
+                    records = await self._first_run(driver, shape, args)
+                else:
+                    records = await driver.fetch(shape.sql, *args)
+            except BaseException as error:
+                await self._after_error(raw, driver, error)
+                raise
+        finally:
+            # Checkin may close a connection, which awaits through SQLAlchemy's greenlet bridge.
+            await greenlet_spawn(raw.close)
+        metadata = shape.metadata
+        assert metadata is not None
+        return [Row(metadata, shape.processors, metadata._key_to_index, r) for r in records]
+
+    async def _after_error(
+        self, raw: PoolProxiedConnection, driver: Any, error: BaseException
+    ) -> None:
+        # As SQLAlchemy does on its own path: a lost connection also retires the pool's older
+        # connections (a restarted server dropped them all), and a connection whose statement
+        # was cancelled is in an unknown state, so it is closed rather than reused.
+        if driver.is_closed():
+            await greenlet_spawn(self._engine.sync_engine.pool._invalidate, raw, error)
+        elif not isinstance(error, Exception):
+            await greenlet_spawn(raw.invalidate, error)
+
+    async def _first_run(self, driver: Any, shape: _Shape, args: list[Any]) -> list[Any]:
+        # Result processors depend on the column types the server reports (Numeric reads
+        # float and numeric columns differently), which a prepared statement tells. Later
+        # runs use driver.fetch and asyncpg's own statement cache.
+        prepared = await driver.prepare(shape.sql)
+        oids = [attribute.type.oid for attribute in prepared.get_attributes()]
+        columns = shape.compiled._result_columns
+        processors = [
+            column.type._cached_result_processor(self._engine.dialect, oid)
+            for column, oid in zip(columns, oids, strict=True)
+        ]
+        shape.processors = processors if any(processors) else None
+        # Rows answer to the names SQLAlchemy gives them and, in _mapping, to the selected
+        # column objects; other string aliases could collide between columns, so they are left out.
+        shape.metadata = SimpleResultMetaData(
+            [column.keyname for column in columns],
+            extra=[
+                tuple(key for key in column.objects if not isinstance(key, str))
+                for column in columns
+            ],
+        )
+        records: list[Any] = await prepared.fetch(*args)
+        return records
+
+    async def _compile(self, stmt: Select[Any], cache_key: Any) -> _Shape | None:
+        if self._engine.dialect.server_version_info is None:
+            # The dialect learns the server's version (which can change the SQL) on first connect.
+            async with self._engine.connect():
+                pass
+        compiled = _AnyArrayCompiler(self._engine.dialect, stmt, cache_key=cache_key)
+        keys = [column.keyname for column in compiled._result_columns]
+        shape = None
+        if not (
+            compiled.post_compile_params  # e.g. a tuple IN list
+            or compiled.literal_execute_params
+            or len(set(keys)) != len(keys)  # duplicate names: SQLAlchemy's rows flag them
+        ):
+            # Only tuple-typed binds map to a sequence of processors, and those are IN lists.
+            processors = cast("dict[str, _BindProcessorType[Any]]", compiled._bind_processors)
+            shape = _Shape(
+                compiled=compiled,
+                sql=compiled.string,
+                positions=tuple(
+                    (name, processors.get(name)) for name in compiled.positiontup or ()
+                ),
+            )
+        if len(self._shapes) >= MAX_SHAPES:
+            del self._shapes[next(iter(self._shapes))]
+        self._shapes[cache_key.key] = shape
+        return shape
+
+    async def _fetch_with_sqlalchemy(self, stmt: Select[Any]) -> Sequence[Row[Any]]:
+        async with self._engine.connect() as connection:
+            result = await connection.execute(stmt)
+            rows: Sequence[Row[Any]] = result.all()
+            return rows
