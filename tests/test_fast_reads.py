@@ -56,9 +56,11 @@ def _described(rows: Sequence[Row[Any]]) -> list[list[tuple[str, Any, type, Any]
     ]
 
 
-async def _with_sqlalchemy(db: Database, stmt: Select[Any]) -> Sequence[Row[Any]]:
+async def _with_sqlalchemy(
+    db: Database, stmt: Select[Any], parameters: dict[str, Any] | None = None
+) -> Sequence[Row[Any]]:
     async with db.read() as connection:
-        return (await connection.execute(stmt)).all()
+        return (await connection.execute(stmt, parameters)).all()
 
 
 def assert_same_rows(fast: Sequence[Row[Any]], slow: Sequence[Row[Any]]) -> None:
@@ -78,11 +80,13 @@ class ComparedReads:
         self.db = db
         self.row_counts: list[int] = []
 
-    async def fetch(self, stmt: Select[Any]) -> Sequence[Row[Any]]:
+    async def fetch(
+        self, stmt: Select[Any], parameters: dict[str, Any] | None = None
+    ) -> Sequence[Row[Any]]:
         """The fast rows, after checking them against SQLAlchemy's."""
         assert self.db.fast_reads is not None
-        fast = await self.db.fast_reads.fetch(stmt)
-        assert_same_rows(fast, await _with_sqlalchemy(self.db, stmt))
+        fast = await self.db.fast_reads.fetch(stmt, parameters)
+        assert_same_rows(fast, await _with_sqlalchemy(self.db, stmt, parameters))
         self.row_counts.append(len(fast))
         return fast
 
@@ -156,8 +160,10 @@ def compared(pg_db: Database, monkeypatch: pytest.MonkeyPatch) -> ComparedReads:
     """Loaders whose every statement is checked against SQLAlchemy's rows."""
     reads = ComparedReads(pg_db)
 
-    async def fetch(loader: BatchLoader[Any, Any], stmt: Select[Any]) -> Sequence[Row[Any]]:
-        return await reads.fetch(stmt)
+    async def fetch(
+        loader: BatchLoader[Any, Any], stmt: Select[Any], parameters: dict[str, Any] | None = None
+    ) -> Sequence[Row[Any]]:
+        return await reads.fetch(stmt, parameters)
 
     monkeypatch.setattr(BatchLoader, "fetch", fetch)
     return reads

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, func, select, true
+from sqlalchemy import BindParameter, Row, Select, bindparam, func, select, true
 
 from app.loaders.base import BatchLoader, by_key, grouped_by_key, table_of
 from app.loaders.paging import KeysetOrder, Page, group_pages, partitioned_page_select, to_page
@@ -24,12 +24,27 @@ REVIEW_ORDER = KeysetOrder(key=reviews.c.created_at, id_column=reviews.c.id, des
 
 OptionalRow = Row[Any] | None
 
+# Built once, run with {"keys": [...]}: building a statement costs more than running it.
+KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
+CATEGORIES_BY_ID = select(categories).where(categories.c.id.in_(KEYS))
+VARIANTS_BY_PRODUCT_ID = (
+    select(variants)
+    .where(variants.c.product_id.in_(KEYS))
+    .order_by(variants.c.product_id, variants.c.position, variants.c.id)
+)
+IMAGES_BY_PRODUCT_ID = (
+    select(images)
+    .where(images.c.product_id.in_(KEYS))
+    .order_by(images.c.product_id, images.c.position, images.c.id)
+)
+USER_NAMES_BY_ID = select(users.c.id, users.c.full_name).where(users.c.id.in_(KEYS))
+
 
 class CategoryByIdLoader(BatchLoader[int, OptionalRow]):
     """Category rows by id."""
 
     async def load_batch(self, keys: list[int]) -> list[OptionalRow]:
-        rows = await self.fetch(select(categories).where(categories.c.id.in_(keys)))
+        rows = await self.fetch(CATEGORIES_BY_ID, {"keys": keys})
         return by_key(rows, keys, "id")
 
 
@@ -84,11 +99,7 @@ class VariantsByProductIdLoader(BatchLoader[int, list[Row[Any]]]):
     """A product's variants in display order."""
 
     async def load_batch(self, keys: list[int]) -> list[list[Row[Any]]]:
-        rows = await self.fetch(
-            select(variants)
-            .where(variants.c.product_id.in_(keys))
-            .order_by(variants.c.product_id, variants.c.position, variants.c.id)
-        )
+        rows = await self.fetch(VARIANTS_BY_PRODUCT_ID, {"keys": keys})
         return grouped_by_key(rows, keys, "product_id")
 
 
@@ -108,11 +119,7 @@ class ImagesByProductIdLoader(BatchLoader[int, list[Row[Any]]]):
     """A product's images by position."""
 
     async def load_batch(self, keys: list[int]) -> list[list[Row[Any]]]:
-        rows = await self.fetch(
-            select(images)
-            .where(images.c.product_id.in_(keys))
-            .order_by(images.c.product_id, images.c.position, images.c.id)
-        )
+        rows = await self.fetch(IMAGES_BY_PRODUCT_ID, {"keys": keys})
         return grouped_by_key(rows, keys, "product_id")
 
 
@@ -153,5 +160,5 @@ class UserNameByIdLoader(BatchLoader[int, OptionalRow]):
     """Only id and full name of users: what public profiles may show."""
 
     async def load_batch(self, keys: list[int]) -> list[OptionalRow]:
-        rows = await self.fetch(select(users.c.id, users.c.full_name).where(users.c.id.in_(keys)))
+        rows = await self.fetch(USER_NAMES_BY_ID, {"keys": keys})
         return by_key(rows, keys, "id")

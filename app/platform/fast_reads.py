@@ -77,19 +77,26 @@ class FastReader:
         # By SQLAlchemy cache key; None marks a shape the fast path leaves to SQLAlchemy.
         self._shapes: dict[Any, _Shape | None] = {}
 
-    async def fetch(self, stmt: Select[Any]) -> Sequence[Row[Any]]:
-        """Run one read statement on its own pooled connection, outside any transaction."""
+    async def fetch(
+        self, stmt: Select[Any], parameters: dict[str, Any] | None = None
+    ) -> Sequence[Row[Any]]:
+        """Run one read statement on its own pooled connection, outside any transaction.
+
+        `parameters` are values for the statement's `bindparam`s: a statement built once
+        and run with new values has its cache key made once (SQLAlchemy memoizes it).
+        """
         cache_key = stmt._generate_cache_key()
         if cache_key is None:  # a construct SQLAlchemy itself cannot cache
-            return await self._fetch_with_sqlalchemy(stmt)
+            return await self._fetch_with_sqlalchemy(stmt, parameters)
         try:
             shape = self._shapes[cache_key.key]
         except KeyError:
             shape = await self._compile(stmt, cache_key)
         if shape is None:
-            return await self._fetch_with_sqlalchemy(stmt)
+            return await self._fetch_with_sqlalchemy(stmt, parameters)
         values = shape.compiled.construct_params(
-            getattr(cache_key, "params", None),  # SQLAlchemy 2.1: values given to .params()
+            # SQLAlchemy 2.1 keeps values given to .params() with the key.
+            {**(getattr(cache_key, "params", None) or {}), **(parameters or {})},
             extracted_parameters=cache_key.bindparams,
             escape_names=False,
         )
@@ -178,8 +185,10 @@ class FastReader:
         self._shapes[cache_key.key] = shape
         return shape
 
-    async def _fetch_with_sqlalchemy(self, stmt: Select[Any]) -> Sequence[Row[Any]]:
+    async def _fetch_with_sqlalchemy(
+        self, stmt: Select[Any], parameters: dict[str, Any] | None
+    ) -> Sequence[Row[Any]]:
         async with self._engine.connect() as connection:
-            result = await connection.execute(stmt)
+            result = await connection.execute(stmt, parameters)
             rows: Sequence[Row[Any]] = result.all()
             return rows
