@@ -44,6 +44,7 @@ from graphql import (
     OperationType,
     Undefined,
     VariableNode,
+    default_type_resolver,
     is_abstract_type,
     is_leaf_type,
     is_object_type,
@@ -117,7 +118,6 @@ class Completion:
     item: Completion | None = None  # lists
     plan: ObjectPlan | None = None  # objects
     plans_by_type: dict[str, ObjectPlan] = field(default_factory=dict)  # abstract types
-    field_details: list[FieldDetails] = field(default_factory=list)
 
 
 @dataclass(eq=False, slots=True)
@@ -128,7 +128,6 @@ class FieldPlan:
     kind: int
     parent_type: GraphQLObjectType
     field_def: GraphQLField | None
-    details: list[FieldDetails]
     nodes: list[FieldNode]
     completion: Completion | None
     nullable: bool
@@ -216,16 +215,6 @@ class OperationPlan:
             raise NotPlannable("@defer")
         return self._object_plan(object_type, grouped)
 
-    def plan_for_runtime_type(
-        self, completion: Completion, object_type: GraphQLObjectType
-    ) -> ObjectPlan:
-        """The selection on one possible type of an abstract field (compiled on first use)."""
-        plan = completion.plans_by_type.get(object_type.name)
-        if plan is None:
-            plan = self._subplan(object_type, completion.field_details)
-            completion.plans_by_type[object_type.name] = plan
-        return plan
-
     def _field_plan(
         self, parent_type: GraphQLObjectType, key: str, details: list[FieldDetails]
     ) -> FieldPlan:
@@ -234,7 +223,7 @@ class OperationPlan:
         nodes = [detail.node for detail in details]
         name = nodes[0].name.value
         if name == "__typename":
-            return FieldPlan(key, _TYPENAME, parent_type, None, details, nodes, None, False)
+            return FieldPlan(key, _TYPENAME, parent_type, None, nodes, None, False)
         field_def = parent_type.fields[name]
         completion = self._completion(field_def.type, details)
         nullable = completion.nullable
@@ -244,7 +233,6 @@ class OperationPlan:
             _RESOLVER,
             parent_type,
             field_def,
-            details,
             nodes,
             completion,
             nullable,
@@ -298,7 +286,13 @@ class OperationPlan:
             plan = self._subplan(output_type, details)
             return Completion(_C_OBJECT, nullable, output_type, plan=plan)
         assert is_abstract_type(output_type)
-        return Completion(_C_ABSTRACT, nullable, output_type, field_details=details)
+        assert isinstance(output_type, GraphQLAbstractType)
+        # Every possible type is compiled now: a run only reads the plan it shares.
+        plans_by_type = {
+            object_type.name: self._subplan(object_type, details)
+            for object_type in self.schema.get_possible_types(output_type)
+        }
+        return Completion(_C_ABSTRACT, nullable, output_type, plans_by_type=plans_by_type)
 
 
 def _field_names(grouped: dict[str, list[FieldDetails]]) -> Iterable[str]:
@@ -619,12 +613,18 @@ class PlanRun:
         abstract_type = completion.type
         assert isinstance(abstract_type, GraphQLAbstractType)
         info = self._info(field_plan, path)
-        resolve_type = abstract_type.resolve_type
-        if resolve_type is None:
-            raise GraphQLError("Abstract types without resolve_type are not planned")
+        resolve_type = abstract_type.resolve_type or default_type_resolver
         type_name = resolve_type(value, info, abstract_type)
+        if python_inspect.isawaitable(type_name):  # no such type in this schema
+            if python_inspect.iscoroutine(type_name):
+                type_name.close()
+            raise GraphQLError(
+                f"Abstract type '{abstract_type}' resolves its runtime type asynchronously,"
+                " which query plans do not support.",
+                field_plan.nodes,
+            )
         runtime_type = self._runtime_type(type_name, abstract_type, field_plan, value)
-        plan = self.plan.plan_for_runtime_type(completion, runtime_type)
+        plan = completion.plans_by_type[runtime_type.name]
         if plan.is_type_of is not None and type(value) is not plan.own_class:
             self._check_type(plan, field_plan, value, path)
         return self._object(plan, value, path, anchor)
