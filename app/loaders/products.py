@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -187,6 +188,18 @@ def filter_conditions(
     return terms
 
 
+# Building a listing statement costs more CPU than PostgreSQL spends running it, and
+# storefronts ask for the same few listings (first pages, default sorts) over and over.
+# Statements are immutable, so the recent ones are kept, with their SQLAlchemy cache keys.
+@lru_cache(maxsize=256)
+def catalog_page_statement(
+    spec: ProductFilterSpec, order: ProductOrder, page: PageRequest, include_unpublished: bool
+) -> Select[Any]:
+    """One page of the whole catalog's listing."""
+    conditions = filter_conditions(spec, include_unpublished=include_unpublished)
+    return single_page_select(select(products).where(*conditions), keyset_order(order), page)
+
+
 class ProductPagesLoader(BatchLoader[ProductPageKey, Page[Row[Any]]]):
     """Pages of product listings; one statement per distinct (filter, sort, page)."""
 
@@ -196,15 +209,14 @@ class ProductPagesLoader(BatchLoader[ProductPageKey, Page[Row[Any]]]):
             groups.setdefault((key.filter, key.order, key.page), []).append(key.scope_category_id)
         pages: dict[ProductPageKey, Page[Row[Any]]] = {}
         for (spec, order, page), scopes in groups.items():
-            conditions = filter_conditions(spec, include_unpublished=self.include_unpublished)
-            ordering = keyset_order(order)
             if None in scopes:
-                rows = await self.fetch(
-                    single_page_select(select(products).where(*conditions), ordering, page)
-                )
+                stmt = catalog_page_statement(spec, order, page, self.include_unpublished)
+                rows = await self.fetch(stmt)
                 pages[ProductPageKey(None, spec, order, page)] = to_page(rows, page)
             scoped = [scope for scope in scopes if scope is not None]
             if scoped:
+                conditions = filter_conditions(spec, include_unpublished=self.include_unpublished)
+                ordering = keyset_order(order)
                 tree = category_subtrees(_roots_by_id(scoped))
                 stmt = (
                     select(products, tree.c.root_id.label("scope_id"))
