@@ -232,8 +232,12 @@ def count_statements(
     workload: Workload,
     result: report.WorkloadResult,
 ) -> None:
-    """Run the workload 3 times to warm pools and caches, then count the 4th request's SQL."""
-    for _ in range(3):
+    """Warm pools and caches with 20 runs of the workload, then count the next request's SQL.
+
+    20, not a few: a fresh pooled connection sends asyncpg's type introspection on first use
+    of a type, and a pool of 10 is cycled through, so a few runs leave some connections fresh.
+    """
+    for _ in range(20):
         checked_request(server, workload)
     time.sleep(0.2)
     proxy.reset()
