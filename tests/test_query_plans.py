@@ -93,6 +93,25 @@ class Item:
         description="Read through a loader that fails.",
     )
 
+    bad_key: str | None = relation(
+        loader=lambda loaders: loaders.owners,
+        key=lambda item: item.pk // (item.pk - 2),  # fails for item 2
+        build=optional(lambda row: row["name"]),
+        description="A key that cannot always be made.",
+    )
+    bad_build: str | None = relation(
+        loader=lambda loaders: loaders.tags,
+        key=lambda item: item.pk,
+        build=lambda tags: tags[1],  # fails for fewer than two tags
+        description="A build that cannot always be done.",
+    )
+    no_loader: str | None = relation(
+        loader=lambda loaders: loaders.missing,
+        key=lambda item: item.pk,
+        build=str,
+        description="A loader the context does not have.",
+    )
+
     @strawberry.field
     def double(self) -> int:
         return self.pk * 2
@@ -174,6 +193,7 @@ CASES: list[tuple[str, dict[str, Any] | None]] = [
     ("{ maybeItems { pk strictOwner { ownerName } } }", None),
     ("{ items { pk strictOwner { ownerName } } }", None),
     ("{ maybeItems { pk broken tags } }", None),
+    ("{ maybeItems { pk badKey badBuild noLoader } }", None),
     ("{ animals { __typename name ... on Dog { barks } ... on Cat { lives } } }", None),
     ("{ dog { name } }", None),
     ("{ __typename items { __typename } }", None),

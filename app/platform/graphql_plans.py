@@ -344,15 +344,15 @@ class PlanCache:
         try:
             return self._plans[key]
         except KeyError:
-            pass
+            if len(self._plans) >= self.MAX_VARIANTS:
+                return None
         try:
             plan: OperationPlan | None = OperationPlan(
                 self.schema, self.document, operation, variables, self.hide_suggestions
             )
         except NotPlannable:
             plan = None
-        if len(self._plans) < self.MAX_VARIANTS:
-            self._plans[key] = plan
+        self._plans[key] = plan
         return plan
 
 
@@ -441,14 +441,14 @@ class PlanRun:
             starts = [self._start_batch(plan, entries) for plan, entries in batches.items()]
             outcomes = await asyncio.gather(
                 *(job.awaitable for job in jobs),
-                *(start for start in starts if start is not None),
+                *(load for _, load in starts if load is not None),
                 return_exceptions=True,
             )
             for job, outcome in zip(jobs, outcomes, strict=False):
                 self._finish(job.field, outcome, job.container, job.path, job.anchor)
             loaded = iter(outcomes[len(jobs) :])
-            for (plan, entries), start in zip(batches.items(), starts, strict=True):
-                self._finish_batch(plan, entries, None if start is None else next(loaded))
+            for (plan, entries), (keys, load) in zip(batches.items(), starts, strict=True):
+                self._finish_batch(plan, entries, keys, None if load is None else next(loaded))
         return ExecutionResult(self.root["data"], self.errors.errors or None)
 
     # --- objects and fields -------------------------------------------------------
@@ -542,7 +542,7 @@ class PlanRun:
         path: Path,
         anchor: _Anchor,
     ) -> Any:
-        if isinstance(value, Exception):
+        if isinstance(value, BaseException):  # a failed resolver or load (or a cancellation)
             raise value
         if value is None or value is Undefined:
             if completion.nullable:
@@ -741,34 +741,43 @@ class PlanRun:
 
     def _start_batch(
         self, field_plan: FieldPlan, entries: list[_BatchEntry]
-    ) -> Awaitable[list[Any]] | None:
-        """One loader call for every parent's key (None when no parent needs loading)."""
+    ) -> tuple[list[Any], Awaitable[list[Any]] | None]:
+        """Each parent's key (or the error making it), and one loader call for them all.
+
+        No call when no parent has a key to load.
+        """
         batch = field_plan.batch
         assert batch is not None
         keys: list[Any] = []
         for entry in entries:
             try:
-                key = batch.key(entry.parent)
+                keys.append(batch.key(entry.parent))
             except Exception as raw_error:
-                key = raw_error
-            entry.parent = key  # the key replaces the parent: only the key is needed now
-            if key is not None and not isinstance(key, Exception):
-                keys.append(key)
-        if not keys:
-            return None
-        future: Awaitable[list[Any]] = batch.loader(self.context).load_many(keys)
-        return future
+                keys.append(raw_error)
+        wanted = [key for key in keys if key is not None and not isinstance(key, Exception)]
+        if not wanted:
+            return keys, None
+        try:
+            load: Awaitable[list[Any]] = batch.loader(self.context).load_many(wanted)
+        except Exception as raw_error:
+            failed = asyncio.get_running_loop().create_future()
+            failed.set_exception(raw_error)
+            load = failed
+        return keys, load
 
-    def _finish_batch(self, field_plan: FieldPlan, entries: list[_BatchEntry], loaded: Any) -> None:
+    def _finish_batch(
+        self, field_plan: FieldPlan, entries: list[_BatchEntry], keys: list[Any], loaded: Any
+    ) -> None:
+        """Build and complete each parent's value from what its key loaded."""
         batch = field_plan.batch
         assert batch is not None
-        values = iter(()) if loaded is None or isinstance(loaded, Exception) else iter(loaded)
-        for entry in entries:
-            key = entry.parent
+        failed = isinstance(loaded, BaseException)
+        values = iter(()) if loaded is None or failed else iter(loaded)
+        for entry, key in zip(entries, keys, strict=True):
             outcome: Any
             if isinstance(key, Exception):
                 outcome = key
-            elif isinstance(loaded, Exception) and key is not None:
+            elif key is not None and failed:
                 outcome = loaded
             else:
                 try:
