@@ -3,9 +3,11 @@
 Strawberry's `Schema.execute` costs ~150 µs of fixed work per request (execution
 context, extension runner, result conversion) before a field resolves; graphql-core
 on a cached document needs ~35 µs. So the HTTP path prepares each distinct
-document once (parse, validate, index its operations) and calls graphql-core's
-`execute` with Strawberry's executor class: Strawberry's types, resolvers and
-permission classes work unchanged.
+document once (parse, validate, index its operations, plan its cost). Queries then run
+from plans compiled once per document (`graphql_plans`); mutations and what plans do
+not cover run on graphql-core's `execute` with Strawberry's executor class (and a
+shortcut for plain fields). Strawberry's types, resolvers and permission classes work
+unchanged either way.
 """
 
 from __future__ import annotations
