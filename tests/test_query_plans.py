@@ -245,9 +245,10 @@ async def test_a_plan_runs_every_document_whose_variables_are_valid() -> None:
     executor = executor_for(SCHEMA, "plans")
     planned = 0
     for query, variables in CASES:
-        plans = executor.prepare(query).query_plans
+        prepared = executor.prepare(query)
+        plans = prepared.query_plans
         assert plans is not None
-        operation = plans.operation(None)
+        operation = prepared.operation(None)
         coerced = coerce_variables(SCHEMA._schema, operation, variables, hide_suggestions=False)
         if isinstance(coerced, list):  # a request error: nothing runs
             continue

@@ -9,13 +9,17 @@ from collections.abc import Hashable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
-from sqlalchemy import Row, Select, Table
+from sqlalchemy import BindParameter, Row, Select, Table, bindparam
 
 from app.db import Database
 from app.models import Base
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+# The batch's keys, for statements built once and run with {"keys": [...]}: building a
+# statement (and its cache key) costs more CPU than PostgreSQL spends running it.
+KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
 
 
 def table_of(model: type[Base]) -> Table:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Row, Select, bindparam, func, select, true
+from sqlalchemy import Row, Select, func, select, true
 
-from app.loaders.base import BatchLoader, by_key, grouped_by_key, table_of
+from app.loaders.base import KEYS, BatchLoader, by_key, grouped_by_key, table_of
 from app.loaders.paging import KeysetOrder, Page, group_pages, partitioned_page_select, to_page
 from app.models import Category, Product, ProductImage, ProductVariant, Review, User
 from app.platform.pagination import CursorSort, PageRequest
@@ -24,9 +24,35 @@ REVIEW_ORDER = KeysetOrder(key=reviews.c.created_at, id_column=reviews.c.id, des
 
 OptionalRow = Row[Any] | None
 
-# Built once, run with {"keys": [...]}: building a statement costs more than running it.
-KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
+ROOT_PARENT = 0  # the key for root categories: DataLoader keys cannot be None, and no id is 0
+
+
+def by_visibility(stmt: Select[Any]) -> dict[bool, Select[Any]]:
+    """A statement over products, by `include_unpublished`: all rows, or published ones."""
+    return {True: stmt, False: stmt.where(products.c.is_published == true())}
+
+
+# Built once, run with {"keys": [...]} (see KEYS).
 CATEGORIES_BY_ID = select(categories).where(categories.c.id.in_(KEYS))
+CATEGORIES_BY_SLUG = select(categories).where(categories.c.slug.in_(KEYS))
+_PARENT_KEY = func.coalesce(categories.c.parent_id, ROOT_PARENT).label("parent_key")
+CATEGORIES_BY_PARENT_KEY = (
+    select(categories, _PARENT_KEY)
+    .where(_PARENT_KEY.in_(KEYS))
+    .order_by(categories.c.position, categories.c.name, categories.c.id)
+)
+PRODUCTS_BY_ID = by_visibility(select(products).where(products.c.id.in_(KEYS)))
+PRODUCTS_BY_SLUG = by_visibility(select(products).where(products.c.slug.in_(KEYS)))
+VARIANTS_BY_ID = by_visibility(
+    select(variants)
+    .join(products, products.c.id == variants.c.product_id)
+    .where(variants.c.id.in_(KEYS))
+)
+REVIEWS_BY_ID = by_visibility(
+    select(reviews)
+    .join(products, products.c.id == reviews.c.product_id)
+    .where(reviews.c.id.in_(KEYS))
+)
 VARIANTS_BY_PRODUCT_ID = (
     select(variants)
     .where(variants.c.product_id.in_(KEYS))
@@ -52,46 +78,31 @@ class CategoryBySlugLoader(BatchLoader[str, OptionalRow]):
     """Category rows by slug."""
 
     async def load_batch(self, keys: list[str]) -> list[OptionalRow]:
-        rows = await self.fetch(select(categories).where(categories.c.slug.in_(keys)))
+        rows = await self.fetch(CATEGORIES_BY_SLUG, {"keys": keys})
         return by_key(rows, keys, "slug")
-
-
-ROOT_PARENT = 0  # the key for root categories: DataLoader keys cannot be None, and no id is 0
 
 
 class CategoriesByParentIdLoader(BatchLoader[int, list[Row[Any]]]):
     """Child categories of each parent id, by position then name; key ROOT_PARENT gives the roots."""
 
     async def load_batch(self, keys: list[int]) -> list[list[Row[Any]]]:
-        parent = func.coalesce(categories.c.parent_id, ROOT_PARENT).label("parent_key")
-        rows = await self.fetch(
-            select(categories, parent)
-            .where(parent.in_(keys))
-            .order_by(categories.c.position, categories.c.name, categories.c.id)
-        )
+        rows = await self.fetch(CATEGORIES_BY_PARENT_KEY, {"keys": keys})
         return grouped_by_key(rows, keys, "parent_key")
 
 
-class _VisibleProductLoader(BatchLoader[Any, OptionalRow]):
-    def visible(self, stmt: Select[Any]) -> Select[Any]:
-        if self.include_unpublished:
-            return stmt
-        return stmt.where(products.c.is_published == true())
-
-
-class ProductByIdLoader(_VisibleProductLoader):
+class ProductByIdLoader(BatchLoader[int, OptionalRow]):
     """Product rows by id (unpublished ones only for staff)."""
 
     async def load_batch(self, keys: list[int]) -> list[OptionalRow]:
-        rows = await self.fetch(self.visible(select(products).where(products.c.id.in_(keys))))
+        rows = await self.fetch(PRODUCTS_BY_ID[self.include_unpublished], {"keys": keys})
         return by_key(rows, keys, "id")
 
 
-class ProductBySlugLoader(_VisibleProductLoader):
+class ProductBySlugLoader(BatchLoader[str, OptionalRow]):
     """Product rows by slug (unpublished ones only for staff)."""
 
     async def load_batch(self, keys: list[str]) -> list[OptionalRow]:
-        rows = await self.fetch(self.visible(select(products).where(products.c.slug.in_(keys))))
+        rows = await self.fetch(PRODUCTS_BY_SLUG[self.include_unpublished], {"keys": keys})
         return by_key(rows, keys, "slug")
 
 
@@ -103,16 +114,12 @@ class VariantsByProductIdLoader(BatchLoader[int, list[Row[Any]]]):
         return grouped_by_key(rows, keys, "product_id")
 
 
-class VariantByIdLoader(_VisibleProductLoader):
+class VariantByIdLoader(BatchLoader[int, OptionalRow]):
     """Variant rows by id, only when their product is visible."""
 
     async def load_batch(self, keys: list[int]) -> list[OptionalRow]:
-        stmt = (
-            select(variants)
-            .join(products, products.c.id == variants.c.product_id)
-            .where(variants.c.id.in_(keys))
-        )
-        return by_key(await self.fetch(self.visible(stmt)), keys, "id")
+        rows = await self.fetch(VARIANTS_BY_ID[self.include_unpublished], {"keys": keys})
+        return by_key(rows, keys, "id")
 
 
 class ImagesByProductIdLoader(BatchLoader[int, list[Row[Any]]]):
@@ -123,16 +130,12 @@ class ImagesByProductIdLoader(BatchLoader[int, list[Row[Any]]]):
         return grouped_by_key(rows, keys, "product_id")
 
 
-class ReviewByIdLoader(_VisibleProductLoader):
+class ReviewByIdLoader(BatchLoader[int, OptionalRow]):
     """Review rows by id, only when their product is visible."""
 
     async def load_batch(self, keys: list[int]) -> list[OptionalRow]:
-        stmt = (
-            select(reviews)
-            .join(products, products.c.id == reviews.c.product_id)
-            .where(reviews.c.id.in_(keys))
-        )
-        return by_key(await self.fetch(self.visible(stmt)), keys, "id")
+        rows = await self.fetch(REVIEWS_BY_ID[self.include_unpublished], {"keys": keys})
+        return by_key(rows, keys, "id")
 
 
 class ReviewPagesByProductIdLoader(BatchLoader[tuple[int, PageRequest], Page[Row[Any]]]):

@@ -67,12 +67,12 @@ class PreparedDocument:
 
     document: DocumentNode | None
     errors: tuple[GraphQLError, ...]
-    operations: dict[str | None, OperationType]
+    operations: dict[str | None, OperationDefinitionNode]
     cost_plans: dict[str | None, CostPlan] = dataclass_field(default_factory=dict)
     query_plans: PlanCache | None = None
 
-    def operation_type(self, name: str | None) -> OperationType:
-        """The type of the operation to run; OperationNotFound if it cannot be chosen."""
+    def operation(self, name: str | None) -> OperationDefinitionNode:
+        """The operation to run; OperationNotFound if it cannot be chosen."""
         if name is None:
             if len(self.operations) != 1:
                 raise OperationNotFound("The document has several operations: send `operationName`")
@@ -81,6 +81,10 @@ class PreparedDocument:
             return self.operations[name]
         except KeyError:
             raise OperationNotFound(f"The document has no operation named {name[:100]!r}") from None
+
+    def operation_type(self, name: str | None) -> OperationType:
+        """The type of the operation to run; OperationNotFound if it cannot be chosen."""
+        return self.operation(name).operation
 
     def cost_plan(self, name: str | None) -> CostPlan:
         """The cost plan of the operation to run (a valid document, operation chosen)."""
@@ -296,7 +300,7 @@ class GraphQLExecutor:
         # Operations are indexed even when validation fails: the HTTP layer refuses a
         # mutation over GET (405) before it reports validation errors.
         operations = {
-            definition.name.value if definition.name else None: definition.operation
+            definition.name.value if definition.name else None: definition
             for definition in document.definitions
             if isinstance(definition, OperationDefinitionNode)
         }
@@ -381,9 +385,12 @@ class GraphQLExecutor:
     ) -> ExecutionResult | Awaitable[ExecutionResult] | None:
         """A query run from its compiled plan; None when graphql-core must run it."""
         plans = prepared.query_plans
-        if plans is None or (operation_name not in plans.operations and operation_name is not None):
+        if plans is None:
             return None
-        operation = plans.operation(operation_name)
+        try:
+            operation = prepared.operation(operation_name)
+        except OperationNotFound:  # graphql-core says so in its own words
+            return None
         if operation.operation is not OperationType.QUERY:
             return None
         coerced = coerce_variables(self.core_schema, operation, variables, self.hide_suggestions)

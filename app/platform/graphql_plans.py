@@ -324,17 +324,6 @@ class PlanCache:
         self.hide_suggestions = hide_suggestions
         self.variables = directive_variables(document)
         self._plans: dict[tuple[Any, ...], OperationPlan | None] = {}
-        self.operations: dict[str | None, OperationDefinitionNode] = {
-            definition.name.value if definition.name else None: definition
-            for definition in document.definitions
-            if isinstance(definition, OperationDefinitionNode)
-        }
-
-    def operation(self, name: str | None) -> OperationDefinitionNode:
-        """The operation to run (the caller has checked that it can be chosen)."""
-        if name is None:
-            return next(iter(self.operations.values()))
-        return self.operations[name]
 
     def plan(
         self, operation: OperationDefinitionNode, variables: VariableValues
@@ -553,11 +542,8 @@ class PlanRun:
             )
         kind = completion.kind
         if kind == _C_OBJECT:
-            plan = completion.plan
-            assert plan is not None
-            if plan.is_type_of is not None and type(value) is not plan.own_class:
-                self._check_type(plan, field_plan, value, path)
-            return self._object(plan, value, path, anchor)
+            assert completion.plan is not None
+            return self._complete_object(completion.plan, field_plan, value, path, anchor)
         if kind == _C_LEAF:
             coerced = completion.coerce(value)  # type: ignore[misc]
             if coerced is Undefined or coerced is None:
@@ -625,9 +611,7 @@ class PlanRun:
             )
         runtime_type = self._runtime_type(type_name, abstract_type, field_plan, value)
         plan = completion.plans_by_type[runtime_type.name]
-        if plan.is_type_of is not None and type(value) is not plan.own_class:
-            self._check_type(plan, field_plan, value, path)
-        return self._object(plan, value, path, anchor)
+        return self._complete_object(plan, field_plan, value, path, anchor)
 
     def _runtime_type(
         self,
@@ -672,13 +656,20 @@ class PlanRun:
             )
         return runtime_type
 
-    def _check_type(self, plan: ObjectPlan, field_plan: FieldPlan, value: Any, path: Path) -> None:
-        assert plan.is_type_of is not None
-        if not plan.is_type_of(value, self._info(field_plan, path)):
+    def _complete_object(
+        self, plan: ObjectPlan, field_plan: FieldPlan, value: Any, path: Path, anchor: _Anchor
+    ) -> dict[str, Any]:
+        """As graphql-core: the type's `is_type_of` must accept the value, then its fields."""
+        if (
+            plan.is_type_of is not None
+            and type(value) is not plan.own_class
+            and not plan.is_type_of(value, self._info(field_plan, path))
+        ):
             raise GraphQLError(
                 f"Expected value of type '{plan.type}' but got: {inspect(value)}.",
                 field_plan.nodes,
             )
+        return self._object(plan, value, path, anchor)
 
     # --- resolvers ----------------------------------------------------------------
 
