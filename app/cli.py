@@ -48,7 +48,7 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Worker processes.", min=1, max=64)] = None,
 ) -> None:
     """Serve GraphQL (and GraphiQL in development) over HTTP."""
-    from app.platform.checks import check_ready
+    from app.db.checks import check_ready
 
     settings = _settings(host=host, port=port, workers=workers)
 
@@ -83,7 +83,7 @@ def serve(
 @cli.command()
 def migrate() -> None:
     """Upgrade the database schema to the newest migration."""
-    from app.platform.checks import run_migrations
+    from app.db.checks import run_migrations
 
     settings = _settings()
     run_migrations(settings)
@@ -100,7 +100,7 @@ def seed(
     ] = 42,
 ) -> None:
     """Add a deterministic demo catalog (idempotent: only what is missing is added)."""
-    from app.platform.checks import check_ready
+    from app.db.checks import check_ready
     from app.services.seed import seed_catalog
 
     settings = _settings()
@@ -159,7 +159,7 @@ def create_partner(
     ] = "standard",
 ) -> None:
     """Register a partner and print its client_id and client_secret (shown only this once)."""
-    from app.platform.checks import check_ready
+    from app.db.checks import check_ready
     from app.platform.passwords import password_hasher
     from app.services import partners
     from app.services.errors import DomainError
@@ -192,7 +192,7 @@ def revoke_partner(
     name: Annotated[str, typer.Argument(help="Name of the partner.")],
 ) -> None:
     """Revoke a partner: its tokens stop working and it gets no new ones."""
-    from app.platform.checks import check_ready
+    from app.db.checks import check_ready
     from app.services import partners
     from app.services.errors import DomainError
 
@@ -235,8 +235,8 @@ def create_user(
     ] = None,
 ) -> None:
     """Create a user account, e.g. the first admin."""
+    from app.db.checks import check_ready
     from app.models import Role
-    from app.platform.checks import check_ready
     from app.services import accounts
     from app.services.errors import DomainError
 
@@ -271,7 +271,7 @@ def _option_name(field: str) -> str:
 
 def main() -> None:
     """Entry point of the `shopgraph` console script."""
-    from app.platform.checks import NotReady
+    from app.db.checks import NotReady
 
     try:
         cli(standalone_mode=False)

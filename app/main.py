@@ -17,12 +17,12 @@ from starlette.staticfiles import StaticFiles
 
 from app.context import Context
 from app.db import Database
-from app.platform.cost import CostModel
-from app.platform.graphql_execution import GraphQLExecutor
-from app.platform.graphql_http import STATIC_DIR, GraphQLEndpoint, request_id_of
-from app.platform.limits import validation_rules
-from app.platform.middleware import ResponseHeadersMiddleware
-from app.platform.oauth import TokenEndpoint
+from app.engine.cost import CostModel
+from app.engine.executor import GraphQLExecutor
+from app.engine.limits import Limits, validation_rules
+from app.http.graphql import STATIC_DIR, GraphQLEndpoint, request_id_of
+from app.http.middleware import ResponseHeadersMiddleware
+from app.http.oauth import TokenEndpoint
 from app.platform.passwords import password_hasher
 from app.platform.ratelimit import Budgets, build_rate_limiter, redis_client
 from app.platform.tokens import TokenService
@@ -39,7 +39,15 @@ def create_app(settings: Settings) -> Starlette:
     executor = GraphQLExecutor(
         schema,
         cache_size=settings.document_cache_size,
-        extra_rules=validation_rules(settings),
+        extra_rules=validation_rules(
+            Limits(
+                max_depth=settings.max_query_depth,
+                max_aliases=settings.max_aliases,
+                max_directives=settings.max_directives,
+                max_tokens=settings.max_tokens,
+                introspection=settings.introspection_enabled,
+            )
+        ),
         max_tokens=settings.max_tokens,
         # Suggestions ("Did you mean ...?") reveal the schema: shown only where introspection is.
         hide_suggestions=not settings.introspection_enabled,

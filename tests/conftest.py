@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from app.db import Database, StatementCounter, count_statements
+from app.db.checks import run_migrations
 from app.main import create_app
-from app.platform.checks import run_migrations
 from app.platform.logging import configure_logging
 from app.services.seed import seed_catalog
 from app.settings import Settings

@@ -16,8 +16,8 @@ import httpx
 from sqlalchemy import text
 
 from app.db import Database
+from app.db.checks import run_migrations
 from app.main import create_app
-from app.platform.checks import run_migrations
 from app.services.seed import seed_catalog
 from app.settings import Settings
 from tests.conftest import Backend, GraphQLClient, in_thread, make_backend, signed_in_client

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from graphql import build_schema, parse
 
-from app.platform.cost import (
+from app.engine.cost import (
     MAX_EXPANDED_FIELDS,
     PLAIN_LIST_SIZE,
     CostModel,

@@ -8,7 +8,7 @@ import strawberry
 
 from app.context import Context
 from app.db import Database
-from app.platform.graphql_execution import GraphQLExecutor, PlainFieldExecutionContext
+from app.engine.executor import GraphQLExecutor, PlainFieldExecutionContext
 from app.platform.ratelimit import MemoryRateLimiter
 from app.schema import build_schema
 from app.settings import Settings

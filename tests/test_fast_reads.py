@@ -20,6 +20,7 @@ from sqlalchemy import Row, Select, func, insert, select, tuple_
 from sqlalchemy.engine import make_url
 
 from app.db import Database, count_statements
+from app.db.checks import run_migrations
 from app.loaders import accounts, catalog
 from app.loaders.base import BatchLoader
 from app.loaders.products import (
@@ -33,7 +34,6 @@ from app.loaders.products import (
     sort_value,
 )
 from app.models import Address, Base, Partner, RefreshToken
-from app.platform.checks import run_migrations
 from app.platform.pagination import Cursor, PageRequest
 from app.services.seed import seed_catalog
 from tests.conftest import Backend, in_thread, make_backend

@@ -15,8 +15,8 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from app.db.checks import alembic_config, run_migrations
 from app.models import Base
-from app.platform.checks import alembic_config, run_migrations
 from app.settings import Settings
 from tests.conftest import Backend, in_thread, make_backend
 

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from sqlalchemy import insert, select, text
 
 from app.db import Database
+from app.db.checks import run_migrations
 from app.main import create_app
 from app.models import Role, User
-from app.platform.checks import run_migrations
 from tests.catalog_factory import (
     INSTANTS,
     PRICES_MINOR,

@@ -18,8 +18,8 @@ import pytest
 import strawberry
 from aiodataloader import DataLoader
 
-from app.platform.graphql_execution import GraphQLExecutor
-from app.platform.graphql_plans import coerce_variables
+from app.engine.executor import GraphQLExecutor
+from app.engine.plans import coerce_variables
 from app.schema.relations import each, optional, relation
 from tests.test_execution import MODES, executor_for
 

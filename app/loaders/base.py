@@ -70,7 +70,7 @@ class BatchLoader(DataLoader[K, V]):
         self, stmt: Select[Any], parameters: dict[str, Any] | None = None
     ) -> Sequence[Row[Any]]:
         """Run one read statement (values for its `bindparam`s given) on a short connection."""
-        # On PostgreSQL: the same rows for a fraction of SQLAlchemy's CPU (app.platform.fast_reads).
+        # On PostgreSQL: the same rows for a fraction of SQLAlchemy's CPU (app.db.fast_reads).
         if self.db.fast_reads is not None:
             return await self.db.fast_reads.fetch(stmt, parameters)
         async with self.db.read() as connection:

@@ -9,7 +9,7 @@ from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from app.platform.graphql_errors import ClientErrors
+from app.engine.errors import ClientErrors
 from app.resolvers.accounts import AccountMutation, AccountQuery
 from app.resolvers.catalog import CatalogQuery
 from app.resolvers.catalog_admin import CatalogAdminMutation, ReviewMutation
@@ -40,7 +40,7 @@ class ShopgraphSchema(strawberry.Schema):
 def build_schema() -> ShopgraphSchema:
     """The GraphQL schema.
 
-    HTTP requests run through app.platform.graphql_execution (cached documents,
+    HTTP requests run through app.engine.executor (cached documents,
     graphql-core's executor); ClientErrors covers any other way into the schema.
     """
     extensions: list[Any] = [ClientErrors]

@@ -7,7 +7,7 @@ from typing import Any
 import strawberry
 from strawberry.permission import BasePermission
 
-from app.platform.errors import ErrorCode
+from app.engine.errors import ErrorCode
 
 
 class IsAuthenticated(BasePermission):

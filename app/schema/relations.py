@@ -13,8 +13,8 @@ from typing import Any
 
 import strawberry
 
+from app.engine.plans import BATCH_RESOLVER, BatchResolver
 from app.loaders import Loaders
-from app.platform.graphql_plans import BATCH_RESOLVER, BatchResolver
 
 
 def relation(

@@ -13,16 +13,16 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.db import Database
-from app.loaders.base import table_of
-from app.models import Partner
-from app.models.base import utcnow
-from app.platform.oauth import (
+from app.http.oauth import (
     SCOPE_TOKEN,
     InvalidClient,
     InvalidScope,
     TokenGrant,
     TokenRequest,
 )
+from app.loaders.base import table_of
+from app.models import Partner
+from app.models.base import utcnow
 from app.platform.passwords import PasswordHasher
 from app.platform.tokens import TokenService
 from app.services.errors import AlreadyExists, DomainError, NotFound

@@ -1,4 +1,4 @@
-"""Database engines, session factory and SQL statement counting.
+"""Database engines and the session factory.
 
 Two engines share one URL: `engine` for units of work (services open their own
 transaction), and `read_engine` in AUTOCOMMIT mode for loader batches, so a plain
@@ -8,14 +8,10 @@ batches go through `fast_reads`, which runs on the read engine's pooled connecti
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -24,48 +20,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from app.platform.fast_reads import FastReader
+from app.db.fast_reads import FastReader
+from app.db.statements import note_statement, on_statement
 from app.settings import Settings
-
-
-@dataclass
-class StatementCounter:
-    """Counts the SQL statements run while it is active (for debug output and tests)."""
-
-    count: int = 0
-    statements: list[str] = field(default_factory=list)
-    keep_text: bool = False
-
-
-# Counters nest (a test's counter around a request's debug counter): each sees every statement.
-_active_counters: contextvars.ContextVar[tuple[StatementCounter, ...]] = contextvars.ContextVar(
-    "shopgraph_statement_counters", default=()
-)
-
-
-@contextmanager
-def count_statements(*, keep_text: bool = False) -> Iterator[StatementCounter]:
-    """Count the SQL statements issued by this task and the tasks it starts."""
-    counter = StatementCounter(keep_text=keep_text)
-    token = _active_counters.set((*_active_counters.get(), counter))
-    try:
-        yield counter
-    finally:
-        _active_counters.reset(token)
-
-
-def note_statement(statement: str) -> None:
-    """Count one statement on every active counter."""
-    for counter in _active_counters.get():
-        counter.count += 1
-        if counter.keep_text:
-            counter.statements.append(statement)
-
-
-def _on_statement(
-    conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
-) -> None:
-    note_statement(statement)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
@@ -90,7 +47,7 @@ def _make_engine(settings: Settings, *, autocommit: bool) -> AsyncEngine:
         options["max_overflow"] = 0
         options["pool_timeout"] = 30
     engine = create_async_engine(settings.database_url, **options)
-    event.listen(engine.sync_engine, "before_cursor_execute", _on_statement)
+    event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine

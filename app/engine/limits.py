@@ -12,6 +12,7 @@ they cost nothing per request. Token counts are limited by the parser
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from graphql import (
@@ -27,8 +28,7 @@ from graphql import (
 from graphql.language import DocumentNode
 from graphql.validation import ASTValidationRule
 
-from app.platform.errors import ErrorCode
-from app.settings import Settings
+from app.engine.errors import ErrorCode
 
 # `ofType` chains end at a named type within a few steps (the schema's list and non-null
 # wrappers), and every introspection client asks for ~7 of them: they do not add depth.
@@ -213,19 +213,31 @@ def _with_maximum(rule: type[OperationLimitRule], maximum: int) -> type[ASTValid
     return type(rule.__name__, (rule,), {"maximum": maximum})
 
 
-def validation_rules(settings: Settings) -> tuple[type[ASTValidationRule], ...]:
-    """The limit rules for these settings (introspection refused unless enabled)."""
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The numbers a document must stay within (from settings, in the app's wiring)."""
+
+    max_depth: int
+    max_aliases: int
+    max_directives: int
+    max_tokens: int
+    introspection: bool
+
+
+def validation_rules(limits: Limits) -> tuple[type[ASTValidationRule], ...]:
+    """The limit rules for these numbers (introspection refused unless enabled)."""
     rules = [
-        _with_maximum(MaxDepthRule, settings.max_query_depth),
-        _with_maximum(MaxAliasesRule, settings.max_aliases),
-        _with_maximum(MaxDirectivesRule, settings.max_directives),
+        _with_maximum(MaxDepthRule, limits.max_depth),
+        _with_maximum(MaxAliasesRule, limits.max_aliases),
+        _with_maximum(MaxDirectivesRule, limits.max_directives),
     ]
-    if not settings.introspection_enabled:
+    if not limits.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
     return tuple(rules)
 
 
 __all__ = [
+    "Limits",
     "MaxAliasesRule",
     "MaxDepthRule",
     "MaxDirectivesRule",

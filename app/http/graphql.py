@@ -31,16 +31,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from app.db import count_statements
-from app.platform.cost import CostPlan
-from app.platform.errors import ErrorCode, Unauthenticated
-from app.platform.graphql_errors import client_error
-from app.platform.graphql_execution import (
+from app.engine.cost import CostPlan
+from app.engine.errors import ErrorCode, client_error
+from app.engine.executor import (
     GraphQLExecutor,
     OperationNotFound,
     OperationTimeout,
     PreparedDocument,
 )
-from app.platform.limits import too_complex
+from app.engine.limits import too_complex
+from app.platform.errors import Unauthenticated
 from app.platform.ratelimit import BucketState, Budget, RateLimiter
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"

@@ -45,9 +45,9 @@ from strawberry.schema import Schema
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
 
-from app.platform.cost import CostModel, CostPlan, QueryTooComplex, plan_operations
-from app.platform.graphql_plans import PlanCache, coerce_variables, execute_plan
-from app.platform.limits import too_complex
+from app.engine.cost import CostModel, CostPlan, QueryTooComplex, plan_operations
+from app.engine.limits import too_complex
+from app.engine.plans import PlanCache, coerce_variables, execute_plan
 
 _SLOW = object()  # "let graphql-core complete this field"
 

@@ -1,0 +1,1 @@
+"""GraphQL over HTTP: transport, the admission pipeline, the OAuth token endpoint, middleware."""
