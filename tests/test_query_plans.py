@@ -294,3 +294,31 @@ async def test_skip_and_include_follow_the_variables(a: bool, b: bool) -> None:
     first = answer[0]["items"][0]
     assert ("label" in first) is not a
     assert ("size" in first) is b
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        ("strictFail", "failing"),
+        ("strictFail", "owner { ownerName }", "failing"),
+        ("pk", "strictOwner { ownerName }", "failing", "badKey"),
+    ],
+)
+async def test_plan_errors_do_not_depend_on_the_order_of_fields(fields: tuple[str, ...]) -> None:
+    # given one selection in two orders, where a non-null failure nulls the parent
+    executor = executor_for(SCHEMA, "plans")
+    ahead, behind = " ".join(fields), " ".join(reversed(fields))
+    forward = f"{{ items {{ {ahead} }} maybeItems {{ {ahead} }} }}"
+    backward = f"{{ maybeItems {{ {behind} }} items {{ {behind} }} }}"
+
+    # when
+    (data_forward, errors_forward), (data_backward, errors_backward) = [
+        await _answer(executor, query, None) for query in (forward, backward)
+    ]
+
+    # then: the same nulls, and every error of a field that ran, once, in either order
+    assert data_forward == data_backward
+    paths_and_messages = {(message, path) for message, path, _ in errors_forward}
+    assert paths_and_messages == {(message, path) for message, path, _ in errors_backward}
+    assert len(errors_forward) == len(set(errors_forward)) == len(paths_and_messages)
+    assert any("boom" in message for message, _ in paths_and_messages)

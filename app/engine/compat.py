@@ -9,7 +9,7 @@ refuses to run on other versions and says what to install.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 
 from graphql import GraphQLField, GraphQLNamedType, GraphQLSchema
@@ -53,7 +53,7 @@ def object_definition(graphql_type: GraphQLNamedType) -> StrawberryObjectDefinit
     return definition if isinstance(definition, StrawberryObjectDefinition) else None
 
 
-def tested_ranges(distribution: str = "shopgraph") -> dict[str, Requirement]:
+def declared_ranges(distribution: str = "shopgraph") -> dict[str, Requirement]:
     """The requirements `distribution` declares, by canonical dependency name."""
     try:
         declared = metadata.requires(distribution) or []
@@ -67,11 +67,18 @@ def tested_ranges(distribution: str = "shopgraph") -> dict[str, Requirement]:
     return ranges
 
 
-def check_installed(names: Iterable[str]) -> None:
-    """Refuse to run when an installed dependency is outside the range shopgraph pins."""
-    ranges = tested_ranges()
+def check_installed(names: Iterable[str], ranges: Mapping[str, str] | None = None) -> None:
+    """Refuse to run when an installed dependency is outside the range shopgraph pins.
+
+    `ranges` (requirement strings by name) replaces the declared ranges, for tests.
+    """
+    declared = (
+        declared_ranges()
+        if ranges is None
+        else {canonicalize_name(name): Requirement(line) for name, line in ranges.items()}
+    )
     for name in names:
-        requirement = ranges.get(canonicalize_name(name))
+        requirement = declared.get(canonicalize_name(name))
         if requirement is None:
             continue  # not installed as a distribution (a bare checkout): nothing to compare
         try:

@@ -20,7 +20,6 @@ from graphql import (
     ExecutionResult,
     GraphQLAbstractType,
     GraphQLError,
-    GraphQLObjectType,
     Undefined,
     default_type_resolver,
     located_error,
@@ -43,6 +42,7 @@ from app.engine.plan_compile import (
     ObjectPlan,
     OperationPlan,
 )
+from app.engine.plan_levels import runtime_type_of, start_batch
 
 
 class _NullPropagation(Exception):
@@ -110,7 +110,10 @@ class PlanRun:
         while self._jobs or self._batches:
             jobs, batches = self._jobs, self._batches
             self._jobs, self._batches = [], {}
-            starts = [self._start_batch(plan, entries) for plan, entries in batches.items()]
+            starts = [
+                start_batch(plan, [entry.parent for entry in entries], self.context)
+                for plan, entries in batches.items()
+            ]
             outcomes = await asyncio.gather(
                 *(job.awaitable for job in jobs),
                 *(load for _, load in starts if load is not None),
@@ -321,53 +324,12 @@ class PlanRun:
                 " which query plans do not support.",
                 field_plan.nodes,
             )
-        runtime_type = self._runtime_type(type_name, abstract_type, field_plan, value)
+        runtime_type = runtime_type_of(
+            self.plan.schema, type_name, abstract_type, field_plan, value
+        )
         return self._complete_object(
             completion.plans_by_type[runtime_type.name], field_plan, value, path, anchor
         )
-
-    def _runtime_type(
-        self,
-        type_name: Any,
-        abstract_type: GraphQLAbstractType,
-        field_plan: FieldPlan,
-        value: Any,
-    ) -> GraphQLObjectType:
-        field_name = f"{field_plan.parent_type.name}.{field_plan.name}"
-        if type_name is None:
-            raise GraphQLError(
-                f"Abstract type '{abstract_type}' must resolve to an Object type at runtime"
-                f" for field '{field_name}'. Either the '{abstract_type}' type should provide"
-                " a 'resolve_type' function or each possible type should provide"
-                " an 'is_type_of' function.",
-                field_plan.nodes,
-            )
-        if not isinstance(type_name, str):
-            raise GraphQLError(
-                f"Abstract type '{abstract_type}' must resolve to an Object type at runtime"
-                f" for field '{field_name}' with value {inspect(value)},"
-                f" received '{inspect(type_name)}', which is not a valid Object type name.",
-                field_plan.nodes,
-            )
-        runtime_type = self.plan.schema.get_type(type_name)
-        if runtime_type is None:
-            raise GraphQLError(
-                f"Abstract type '{abstract_type}' was resolved to a type"
-                f" '{type_name}' that does not exist inside the schema.",
-                field_plan.nodes,
-            )
-        if not isinstance(runtime_type, GraphQLObjectType):
-            raise GraphQLError(
-                f"Abstract type '{abstract_type}' was resolved to a non-object type '{type_name}'.",
-                field_plan.nodes,
-            )
-        if not self.plan.schema.is_sub_type(abstract_type, runtime_type):
-            raise GraphQLError(
-                f"Runtime Object type '{runtime_type}' is not a possible"
-                f" type for '{abstract_type}'.",
-                field_plan.nodes,
-            )
-        return runtime_type
 
     def _complete_object(
         self, plan: ObjectPlan, field_plan: FieldPlan, value: Any, path: Path, anchor: _Anchor
@@ -443,32 +405,6 @@ class PlanRun:
             )
         except _NullPropagation:
             anchor.container[anchor.key] = None
-
-    def _start_batch(
-        self, field_plan: FieldPlan, entries: list[_BatchEntry]
-    ) -> tuple[list[Any], Awaitable[list[Any]] | None]:
-        """Each parent's key (or the error making it), and one loader call for them all.
-
-        No call when no parent has a key to load.
-        """
-        batch = field_plan.batch
-        assert batch is not None
-        keys: list[Any] = []
-        for entry in entries:
-            try:
-                keys.append(batch.key(entry.parent))
-            except Exception as raw_error:
-                keys.append(raw_error)
-        wanted = [key for key in keys if key is not None and not isinstance(key, Exception)]
-        if not wanted:
-            return keys, None
-        try:
-            load: Awaitable[list[Any]] = batch.loader(self.context).load_many(wanted)
-        except Exception as raw_error:
-            failed = asyncio.get_running_loop().create_future()
-            failed.set_exception(raw_error)
-            load = failed
-        return keys, load
 
     def _finish_batch(
         self, field_plan: FieldPlan, entries: list[_BatchEntry], keys: list[Any], loaded: Any
