@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.db import Database
 from app.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+# Package data, so an installed wheel migrates without a checkout or an alembic.ini.
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 class NotReady(Exception):
@@ -24,9 +25,9 @@ class NotReady(Exception):
 
 
 def alembic_config(settings: Settings) -> Config:
-    """Alembic configuration pointing at this project's migrations and the configured URL."""
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    """Alembic configuration built in code: the packaged migrations and the configured URL."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["database_url"] = settings.database_url
     config.attributes["configure_logging"] = False
     return config
