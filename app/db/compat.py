@@ -28,7 +28,8 @@ from sqlalchemy.util import greenlet_spawn
 
 _T = TypeVar("_T")
 
-# The compiler class of the postgresql+asyncpg dialect, subclassed to render IN lists.
+# The compiler class of the postgresql+asyncpg dialect. fast_reads subclasses it and
+# defines `visit_in_op_binary`, the method SQLCompiler dispatches `x IN y` to by name.
 PostgresCompiler: TypeAlias = PGCompiler_asyncpg
 # The protocol SQLAlchemy's operator functions satisfy (compiler visitor signatures).
 Operator: TypeAlias = OperatorType
