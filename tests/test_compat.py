@@ -16,8 +16,7 @@ import pytest
 from packaging.version import Version
 
 from app.db import Database
-from app.engine.compat import IncompatibleDependency, check_installed
-from app.engine.compat import tested_ranges as declared_ranges  # not collected as a test
+from app.engine.compat import IncompatibleDependency, check_installed, declared_ranges
 from tests.conftest import Backend
 
 APP = Path(__file__).resolve().parents[1] / "app"
