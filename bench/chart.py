@@ -1,4 +1,4 @@
-"""The PNG chart of results: requests/s per workload, the peer (W5) and the floor (W6) marked."""
+"""The PNG chart of results: requests/s per workload, the peer PostGraphile 5 (W5) and the floor (W6) marked."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def draw(results: list[WorkloadResult], path: Path, subtitle: str) -> None:
     names = [
         "shopgraph",
         "baseline (bare Starlette)",
-        "peer: PostGraphile (dashed)",
+        "peers: PostGraphile 5 (W5, dashed) and 4 (W5b)",
         "floor: raw asyncpg (dotted)",
     ]
     axes.legend(handles, names, loc="upper right", fontsize=8)

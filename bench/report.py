@@ -52,12 +52,17 @@ def ratio(results: list[WorkloadResult], top: str, bottom: str) -> float | None:
     return round(a.rps / b.rps, 3)
 
 
+# The first row is the headline: shopgraph against PostGraphile 5 (W5); W5b is
+# PostGraphile 4, kept so that runs before and after the peer changed compare.
 HEADLINE = [
-    ("W1", "W5", "storefront listing: shopgraph / PostGraphile"),
+    ("W1", "W5", "storefront listing: shopgraph / PostGraphile 5"),
+    ("W1", "W5b", "storefront listing: shopgraph / PostGraphile 4"),
     ("W4", "W0", "`{ __typename }`: shopgraph / bare Starlette"),
     ("W1", "W6", "storefront listing: shopgraph / raw asyncpg floor"),
-    ("W5", "W6", "storefront listing: PostGraphile / raw asyncpg floor"),
-    ("W2", "W5", "product page (shopgraph) / listing (PostGraphile)"),
+    ("W5", "W6", "storefront listing: PostGraphile 5 / raw asyncpg floor"),
+    ("W5b", "W6", "storefront listing: PostGraphile 4 / raw asyncpg floor"),
+    ("W5", "W5b", "storefront listing: PostGraphile 5 / PostGraphile 4"),
+    ("W2", "W5", "product page (shopgraph) / listing (PostGraphile 5)"),
 ]
 
 
@@ -116,7 +121,7 @@ def write_markdown(path: Path, meta: dict[str, Any], results: list[WorkloadResul
         "PG xacts/req and conns/100 req: transactions ended and sessions opened in the database "
         "(pg_stat_database) over the server's whole life, per request it answered.",
         "",
-        "| | workload | req/s | runs | x W5 | p50 ms | p99 ms | SQL/req | server CPU ms/req "
+        "| | workload | req/s | runs | x W5 (PG5) | p50 ms | p99 ms | SQL/req | server CPU ms/req "
         "| PG CPU ms/req | peak RSS MB | PG xacts/req | PG conns/100 req | fields | bytes |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]

@@ -10,40 +10,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import functools
 import json
-import os
 import platform
-import secrets
-import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from importlib import metadata
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, ParamSpec
 
 import chart
 import database
+import facts
 import floor
 import loadgen
 import procs
 import report
 import sqlcount
 import workloads
+from servers import BENCH, BIN, PEER_PACKAGES, WORK, Servers, ensure_peers, serving
 from workloads import Target, Workload
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-WORK = BENCH / ".work"
 RESULTS = BENCH / "results"
-POSTGRAPHILE_CLI = BENCH / "node_modules" / "postgraphile" / "cli.js"
-BIN = Path(sys.executable).parent
 
 STARTED = time.monotonic()
 P = ParamSpec("P")
@@ -65,6 +57,7 @@ class Options:
     latency_connections: int
     latency_duration_s: float
     budget_s: float
+    results_dir: Path
     only: frozenset[str]
     pg_host: str
     pg_port: int
@@ -93,7 +86,12 @@ def parse_options(argv: list[str] | None = None) -> Options:
         "--budget", type=float, default=570.0, help="skip workloads that would end later"
     )
     parser.add_argument(
-        "--only", default="", help="comma-separated workloads, e.g. W1,W5 (default: all)"
+        "--only", default="", help="comma-separated workloads, e.g. W1,W5,W5b (default: all)"
+    )
+    parser.add_argument(
+        "--results",
+        default=str(RESULTS),
+        help="directory of results.{md,json} and the chart (default bench/results)",
     )
     parser.add_argument("--pg-host", default="127.0.0.1")
     parser.add_argument("--pg-port", type=int, default=5432)
@@ -110,104 +108,13 @@ def parse_options(argv: list[str] | None = None) -> Options:
         latency_connections=args.latency_connections,
         latency_duration_s=args.latency_duration,
         budget_s=args.budget,
+        results_dir=Path(args.results).resolve(),
         only=frozenset(key.strip().upper() for key in args.only.split(",") if key.strip()),
         pg_host=args.pg_host,
         pg_port=args.pg_port,
         pg_user=args.pg_user,
         database=args.database,
     )
-
-
-# --- the servers ----------------------------------------------------------------------------
-
-
-@dataclass
-class Servers:
-    """Builds the servers under test and stops whatever is still running at the end."""
-
-    db: database.BenchDatabase
-    secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
-    running: list[procs.Server] = field(default_factory=list)
-
-    def shopgraph(self, *, debug: bool = False, db_port: int | None = None) -> procs.Server:
-        """shopgraph in production mode, 1 worker (uvicorn with uvloop and httptools, no access log)."""
-        port = procs.free_port()
-        env = {
-            **os.environ,
-            "SHOPGRAPH_ENV": "production",
-            "SHOPGRAPH_SECRET_KEY": self.secret_key,
-            "SHOPGRAPH_DEBUG": "true" if debug else "false",
-            "SHOPGRAPH_DATABASE_URL": self.db.sqlalchemy_url(db_port),
-            # One load generator on one IP is one caller: lift its cost budget so the
-            # bench measures the work, not the throttle (query-cost checks stay on).
-            "SHOPGRAPH_RATE_LIMIT_CAPACITY": "10000000",
-            "SHOPGRAPH_RATE_LIMIT_RESTORE_RATE": "1000000",
-        }
-        argv = [str(BIN / "shopgraph"), "serve", "--port", str(port), "--workers", "1"]
-        name = "shopgraph-debug" if debug else "shopgraph"
-        return self._start(procs.Server(name, argv, port, WORK / "logs" / f"{name}.log"), env)
-
-    def bare(self) -> procs.Server:
-        """W0's bare Starlette app, served by uvicorn the same way."""
-        port = procs.free_port()
-        argv = [
-            str(BIN / "python"), "-m", "uvicorn", "bare_app:app", "--app-dir", str(BENCH),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--loop", "uvloop",
-            "--http", "httptools", "--no-access-log", "--log-level", "warning",
-        ]  # fmt: skip
-        return self._start(
-            procs.Server("bare", argv, port, WORK / "logs" / "bare.log"), dict(os.environ)
-        )
-
-    def postgraphile(self, *, db_port: int | None = None) -> procs.Server:
-        """PostGraphile 4 over the same database: no GraphiQL, no mutations, no query log."""
-        port = procs.free_port()
-        argv = [
-            shutil.which("node") or "node", str(POSTGRAPHILE_CLI),
-            "--connection", self.db.dsn(db_port), "--schema", "public",
-            "--host", "127.0.0.1", "--port", str(port), "--max-pool-size", "10",
-            "--disable-query-log", "--disable-graphiql", "--disable-default-mutations",
-        ]  # fmt: skip
-        env = {**os.environ, "NODE_ENV": "production"}
-        return self._start(
-            procs.Server("postgraphile", argv, port, WORK / "logs" / "postgraphile.log"), env
-        )
-
-    def for_target(self, target: Target) -> procs.Server:
-        """A fresh production server for a workload's target."""
-        if target is Target.SHOPGRAPH:
-            return self.shopgraph()
-        if target is Target.BARE:
-            return self.bare()
-        if target is Target.POSTGRAPHILE:
-            return self.postgraphile()
-        raise ValueError(f"no server for {target}")
-
-    def _start(self, server: procs.Server, env: dict[str, str]) -> procs.Server:
-        self.running.append(server)
-        server.start(env, ROOT)
-        return server
-
-    def stop(self, server: procs.Server) -> None:
-        """Stop one server."""
-        server.stop()
-        if server in self.running:
-            self.running.remove(server)
-
-    def stop_all(self) -> None:
-        """Stop every server still running."""
-        for server in list(self.running):
-            self.stop(server)
-
-
-@contextlib.contextmanager
-def serving(servers: Servers, start: Callable[[], procs.Server]) -> Iterator[procs.Server]:
-    """A server for the length of a with-block."""
-    server = start()
-    try:
-        yield server
-    finally:
-        servers.stop(server)
 
 
 # --- one request, checked -------------------------------------------------------------------
@@ -262,7 +169,7 @@ def statement_phase(
     db: database.BenchDatabase,
     chosen: list[Workload],
     results: dict[str, report.WorkloadResult],
-    peer_ready: bool,
+    peers_ready: frozenset[Target],
 ) -> None:
     """Count SQL per request for every workload through the wire-counting proxy."""
     proxy = sqlcount.CountingProxy(opts.pg_host, opts.pg_port)
@@ -273,11 +180,12 @@ def statement_phase(
             say("counting SQL statements of shopgraph (debug server through the counting proxy)")
             start = functools.partial(servers.shopgraph, debug=True, db_port=proxy_port)
             _count_group(servers, start, proxy, ours, results)
-        peer = [w for w in chosen if w.target is Target.POSTGRAPHILE]
-        if peer and peer_ready:
-            say("counting SQL statements of PostGraphile (through the counting proxy)")
-            start = functools.partial(servers.postgraphile, db_port=proxy_port)
-            _count_group(servers, start, proxy, peer, results)
+        for target in PEER_PACKAGES:
+            peer = [w for w in chosen if w.target is target]
+            if peer and target in peers_ready:
+                say(f"counting SQL statements of {target} (through the counting proxy)")
+                start = functools.partial(servers.peer, target, db_port=proxy_port)
+                _count_group(servers, start, proxy, peer, results)
         if "W6" in results:
             _try(results["W6"], _count_floor, proxy, db.dsn(proxy_port), results["W6"])
         for workload in chosen:
@@ -446,68 +354,25 @@ def floor_workload(
     say(f"W6: median {result.rps:,.1f} sets/s, p50 {result.p50_ms} ms, p99 {result.p99_ms} ms")
 
 
-# --- set-up and facts -----------------------------------------------------------------------
+# --- the run --------------------------------------------------------------------------------
 
 
-def ensure_postgraphile() -> str:
-    """PostGraphile's version, installing bench/package.json's pin into bench/node_modules if needed."""
-    if not shutil.which("node") or not shutil.which("npm"):
-        raise RuntimeError("node and npm are needed for the peer (W5)")
-    wanted = json.loads((BENCH / "package.json").read_text())["dependencies"]["postgraphile"]
-    installed = BENCH / "node_modules" / "postgraphile" / "package.json"
-    if not installed.exists() or json.loads(installed.read_text())["version"] != wanted:
-        say(f"npm install postgraphile@{wanted} into bench/node_modules")
-        procs.run_checked(
-            [
-                "npm",
-                "install",
-                "--prefix",
-                str(BENCH),
-                "--no-audit",
-                "--no-fund",
-                "--loglevel=error",
-            ],
-            timeout=300,
-        )
-    return str(json.loads(installed.read_text())["version"])
-
-
-def machine_facts() -> dict[str, Any]:
-    """nproc, CPU model, memory, kernel, and how busy the machine was just before."""
-    model = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    memory_kb = next(
-        int(line.split()[1])
-        for line in Path("/proc/meminfo").read_text().splitlines()
-        if line.startswith("MemTotal")
-    )
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": model,
-        "memory_gb": round(memory_kb / 1024 / 1024, 1),
-        "kernel": platform.release(),
-        "busy_before_pct": round(procs.machine_busy_share() * 100, 1),
-        "loadavg": " ".join(f"{value:.2f}" for value in os.getloadavg()),
-    }
-
-
-def package_version(name: str) -> str:
-    """An installed Python distribution's version."""
+def prepare_peers(
+    chosen: list[Workload], results: dict[str, report.WorkloadResult]
+) -> tuple[frozenset[Target], dict[str, str]]:
+    """Install the peers the chosen workloads need: the ready ones and the npm versions."""
+    wanted = {w.target for w in chosen if w.target in PEER_PACKAGES}
+    if not wanted:
+        return frozenset(), {}
     try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def node_version() -> str:
-    """`node --version`, or why not."""
-    try:
-        return procs.run_checked(["node", "--version"], timeout=10).strip()
-    except (OSError, RuntimeError):
-        return "not available"
+        versions = ensure_peers(say)
+    except (RuntimeError, OSError, KeyError, ValueError) as error:
+        for w in chosen:
+            if w.target in wanted:
+                results[w.key].error = f"PostGraphile unavailable: {str(error).splitlines()[0]}"
+        say(f"peers skipped: {error}")
+        return frozenset(), {}
+    return frozenset(wanted), versions
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -520,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     started_at = dt.datetime.now(dt.UTC)
     say("machine facts (1 s of idle sampling)")
-    machine = machine_facts()
+    machine = facts.machine_facts()
     wrk = loadgen.ensure_wrk()
     db = database.BenchDatabase(opts.pg_host, opts.pg_port, opts.pg_user, opts.database)
     say("preparing the database")
@@ -529,28 +394,18 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [
         w
         for w in workloads.all_workloads(database.product_page_slug(db))
-        if not opts.only or w.key in opts.only
+        if not opts.only or w.key.upper() in opts.only
     ]
     results = {w.key: report.WorkloadResult(w.key, w.title, w.role.value) for w in chosen}
-    postgraphile_version = "not installed"
-    peer_ready = False
-    if any(w.target is Target.POSTGRAPHILE for w in chosen):
-        try:
-            postgraphile_version = ensure_postgraphile()
-            peer_ready = True
-        except (RuntimeError, OSError, KeyError, ValueError) as error:
-            for w in chosen:
-                if w.target is Target.POSTGRAPHILE:
-                    results[w.key].error = f"PostGraphile unavailable: {str(error).splitlines()[0]}"
-            say(f"W5 skipped: {error}")
+    peers_ready, peer_versions = prepare_peers(chosen, results)
     servers = Servers(db)
     interrupted = False
     try:
-        statement_phase(opts, servers, db, chosen, results, peer_ready)
+        statement_phase(opts, servers, db, chosen, results, peers_ready)
         per_workload = opts.warmup_s + opts.runs * opts.duration_s + opts.latency_duration_s + 10
         for workload in chosen:
             result = results[workload.key]
-            if workload.target is Target.POSTGRAPHILE and not peer_ready:
+            if workload.target in PEER_PACKAGES and workload.target not in peers_ready:
                 continue
             if time.monotonic() - STARTED + per_workload > opts.budget_s:
                 result.error = f"skipped: would pass the {opts.budget_s:.0f} s budget"
@@ -577,17 +432,18 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
         "versions": {
             "Python": platform.python_version(),
-            "strawberry-graphql": package_version("strawberry-graphql"),
-            "graphql-core": package_version("graphql-core"),
-            "Starlette": package_version("starlette"),
-            "uvicorn": package_version("uvicorn"),
-            "uvloop": package_version("uvloop"),
-            "httptools": package_version("httptools"),
-            "SQLAlchemy": package_version("sqlalchemy"),
-            "asyncpg": package_version("asyncpg"),
+            "strawberry-graphql": facts.package_version("strawberry-graphql"),
+            "graphql-core": facts.package_version("graphql-core"),
+            "Starlette": facts.package_version("starlette"),
+            "uvicorn": facts.package_version("uvicorn"),
+            "uvloop": facts.package_version("uvloop"),
+            "httptools": facts.package_version("httptools"),
+            "SQLAlchemy": facts.package_version("sqlalchemy"),
+            "asyncpg": facts.package_version("asyncpg"),
             "PostgreSQL": database.server_version(db),
-            "PostGraphile": postgraphile_version,
-            "Node.js": node_version(),
+            "PostGraphile 5 (W5)": peer_versions.get("postgraphile", "not installed"),
+            "PostGraphile 4 (W5b)": peer_versions.get("postgraphile4", "not installed"),
+            "Node.js": facts.node_version(),
             "wrk": loadgen.wrk_version(wrk),
         },
         "database": f"{db.name} on {db.host}:{db.port}: {prepared}",
@@ -602,13 +458,14 @@ def main(argv: list[str] | None = None) -> int:
             "server_workers": 1,
         },
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    report.write_json(RESULTS / "results.json", meta, ordered)
-    report.write_markdown(RESULTS / "results.md", meta, ordered)
+    out = opts.results_dir
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_json(out / "results.json", meta, ordered)
+    report.write_markdown(out / "results.md", meta, ordered)
     subtitle = f"{machine['cpu_model']}, {machine['nproc']} cores, {meta['date']}"
-    chart.draw(ordered, RESULTS / "requests_per_second.png", subtitle)
-    say(f"wrote {RESULTS / 'results.md'}, results.json and requests_per_second.png")
-    sys.stdout.write((RESULTS / "results.md").read_text(encoding="utf-8"))
+    chart.draw(ordered, out / "requests_per_second.png", subtitle)
+    say(f"wrote {out / 'results.md'}, results.json and requests_per_second.png")
+    sys.stdout.write((out / "results.md").read_text(encoding="utf-8"))
     ran = sum(1 for r in ordered if r.ran)
     say(f"done in {time.monotonic() - STARTED:.0f} s; {ran} of {len(ordered)} workloads ran")
     return 0 if not interrupted and all(r.ran for r in ordered) else 1

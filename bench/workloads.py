@@ -1,4 +1,4 @@
-"""The workloads W0-W6: what each one asks, of which server."""
+"""The workloads W0-W6 (W5 and W5b: the two peers): what each one asks, of which server."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ class Target(StrEnum):
 
     SHOPGRAPH = "shopgraph"
     BARE = "bare"
-    POSTGRAPHILE = "postgraphile"
+    POSTGRAPHILE5 = "postgraphile5"
+    POSTGRAPHILE4 = "postgraphile4"
     FLOOR = "floor"
 
 
@@ -90,9 +91,35 @@ query FilteredSearch($search: String!) {
 
 W4_TYPENAME = "{ __typename }"
 
-# The same data as W1 through PostGraphile 4's generated schema (names checked against its
-# introspection): money is the integer minor-unit columns, `inStock` is the stock column.
-W5_POSTGRAPHILE = """
+# The same data as W1 through PostGraphile 5's generated schema (Amber preset; names
+# checked against its introspection): money is the integer minor-unit columns, `inStock`
+# is the stock column, the `id` column is `rowId`. PostGraphile 5 offers orderBy and
+# condition only on indexed columns: variants and images are ordered by primary key,
+# which in the seeded data is their position order (the seed inserts them by position).
+W5_POSTGRAPHILE5 = """
+query StorefrontListing {
+  allProducts(first: 20, orderBy: [NAME_ASC, ROW_ID_ASC], condition: {isPublished: true}) {
+    nodes {
+      name
+      slug
+      description
+      currency
+      priceMinMinor
+      priceMaxMinor
+      ratingAverage
+      ratingCount
+      categoryByCategoryId { name categoryByParentId { name } }
+      productVariantsByProductId(orderBy: PRIMARY_KEY_ASC) {
+        nodes { sku name priceMinor currency stock }
+      }
+      productImagesByProductId(orderBy: PRIMARY_KEY_ASC) { nodes { url alt } }
+    }
+  }
+}
+"""
+
+# The same data through PostGraphile 4 (it ignores indexes when offering orderBy).
+W5B_POSTGRAPHILE4 = """
 query StorefrontListing {
   allProducts(first: 20, orderBy: [NAME_ASC, ID_ASC], condition: {isPublished: true}) {
     nodes {
@@ -148,7 +175,10 @@ def all_workloads(product_slug: str) -> list[Workload]:
             "W0", "bare Starlette endpoint, small JSON", Target.BARE, Role.BASELINE, W4_TYPENAME
         ),
         Workload(
-            "W5", "PostGraphile 4, W1's data", Target.POSTGRAPHILE, Role.PEER, W5_POSTGRAPHILE
+            "W5", "PostGraphile 5, W1's data", Target.POSTGRAPHILE5, Role.PEER, W5_POSTGRAPHILE5
+        ),
+        Workload(
+            "W5b", "PostGraphile 4, W1's data", Target.POSTGRAPHILE4, Role.PEER, W5B_POSTGRAPHILE4
         ),
         Workload("W6", "raw asyncpg, W1's 5 statements", Target.FLOOR, Role.FLOOR),
     ]

@@ -1,0 +1,32 @@
+// Loaded with `node --require ./polyfill.cjs` before PostGraphile 5, which targets Node 22:
+// Node 20 lacks Promise.withResolvers (used by grafast and grafserv) and the Set methods
+// of ES2025 (Set.prototype.union). Each is defined only where missing, as the spec has it.
+"use strict";
+
+if (typeof Promise.withResolvers !== "function") {
+  Object.defineProperty(Promise, "withResolvers", {
+    configurable: true,
+    writable: true,
+    value: function withResolvers() {
+      let resolve;
+      let reject;
+      const promise = new this((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      return { promise, resolve, reject };
+    },
+  });
+}
+
+if (typeof Set.prototype.union !== "function") {
+  Object.defineProperty(Set.prototype, "union", {
+    configurable: true,
+    writable: true,
+    value: function union(other) {
+      const result = new Set(this);
+      for (const value of other.keys()) result.add(value);
+      return result;
+    },
+  });
+}

@@ -1,0 +1,188 @@
+"""The servers under test: shopgraph, the bare endpoint, and the peers PostGraphile 5 and 4.
+
+Both peers come from npm into bench/node_modules, pinned by bench/package.json; one
+package name cannot be installed twice at the top level, so PostGraphile 4 is the npm
+alias `postgraphile4`. PostGraphile 5 wants Node 22: on Node 20 it runs with
+bench/polyfill.cjs loaded first (`Promise.withResolvers`, `Set.prototype.union`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import database
+import procs
+from workloads import Target
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+WORK = BENCH / ".work"
+NODE_MODULES = BENCH / "node_modules"
+BIN = Path(sys.executable).parent
+
+# The npm package (top-level name in bench/node_modules) of each peer.
+PEER_PACKAGES = {Target.POSTGRAPHILE5: "postgraphile", Target.POSTGRAPHILE4: "postgraphile4"}
+POSTGRAPHILE5_CLI = NODE_MODULES / "postgraphile" / "dist" / "cli-run.js"
+POSTGRAPHILE4_CLI = NODE_MODULES / "postgraphile4" / "cli.js"
+
+
+def _pinned_version(spec: str) -> str:
+    """The version a package.json spec pins: `4.14.1`, also from `npm:postgraphile@4.14.1`."""
+    return spec.rsplit("@", 1)[1] if spec.startswith("npm:") else spec
+
+
+def installed_version(package: str) -> str | None:
+    """The version of a package in bench/node_modules, or None when it is not there."""
+    manifest = NODE_MODULES / package / "package.json"
+    if not manifest.exists():
+        return None
+    return str(json.loads(manifest.read_text())["version"])
+
+
+def ensure_peers(say: Callable[[str], None]) -> dict[str, str]:
+    """Install bench/package.json's pins into bench/node_modules unless done already; their versions.
+
+    A marker in node_modules records the package.json and .npmrc it was installed from: a
+    tree from other pins, or hoisted by another install strategy, is removed and rebuilt.
+    """
+    if not shutil.which("node") or not shutil.which("npm"):
+        raise RuntimeError("node and npm are needed for the peers (W5, W5b)")
+    manifest = (BENCH / "package.json").read_text()
+    recipe = manifest + (BENCH / ".npmrc").read_text()
+    wanted = {
+        name: _pinned_version(spec) for name, spec in json.loads(manifest)["dependencies"].items()
+    }
+    marker = NODE_MODULES / ".shopgraph-bench-install"
+    if not marker.exists() or marker.read_text() != recipe:
+        say(
+            f"npm install {', '.join(f'{n}@{v}' for n, v in wanted.items())} into bench/node_modules"
+        )
+        # No lock file: one from a hoisted install would bring its layout back.
+        shutil.rmtree(NODE_MODULES, ignore_errors=True)
+        (BENCH / "package-lock.json").unlink(missing_ok=True)
+        procs.run_checked(
+            ["npm", "install", "--prefix", str(BENCH), "--install-strategy=shallow",
+             "--no-package-lock", "--no-audit", "--no-fund", "--loglevel=error"],
+            timeout=300,
+        )  # fmt: skip
+        marker.write_text(recipe)
+    missing = [name for name, version in wanted.items() if installed_version(name) != version]
+    if missing:
+        raise RuntimeError(f"npm install left {', '.join(missing)} at another version")
+    return {name: str(installed_version(name)) for name in wanted}
+
+
+@dataclass
+class Servers:
+    """Builds the servers under test and stops whatever is still running at the end."""
+
+    db: database.BenchDatabase
+    secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    running: list[procs.Server] = field(default_factory=list)
+
+    def shopgraph(self, *, debug: bool = False, db_port: int | None = None) -> procs.Server:
+        """shopgraph in production mode, 1 worker (uvicorn with uvloop and httptools, no access log)."""
+        port = procs.free_port()
+        env = {
+            **os.environ,
+            "SHOPGRAPH_ENV": "production",
+            "SHOPGRAPH_SECRET_KEY": self.secret_key,
+            "SHOPGRAPH_DEBUG": "true" if debug else "false",
+            "SHOPGRAPH_DATABASE_URL": self.db.sqlalchemy_url(db_port),
+            # One load generator on one IP is one caller: lift its cost budget so the
+            # bench measures the work, not the throttle (query-cost checks stay on).
+            "SHOPGRAPH_RATE_LIMIT_CAPACITY": "10000000",
+            "SHOPGRAPH_RATE_LIMIT_RESTORE_RATE": "1000000",
+        }
+        argv = [str(BIN / "shopgraph"), "serve", "--port", str(port), "--workers", "1"]
+        name = "shopgraph-debug" if debug else "shopgraph"
+        return self._start(procs.Server(name, argv, port, WORK / "logs" / f"{name}.log"), env)
+
+    def bare(self) -> procs.Server:
+        """W0's bare Starlette app, served by uvicorn the same way."""
+        port = procs.free_port()
+        argv = [
+            str(BIN / "python"), "-m", "uvicorn", "bare_app:app", "--app-dir", str(BENCH),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--loop", "uvloop",
+            "--http", "httptools", "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+        return self._start(
+            procs.Server("bare", argv, port, WORK / "logs" / "bare.log"), dict(os.environ)
+        )
+
+    def postgraphile5(self, *, db_port: int | None = None) -> procs.Server:
+        """PostGraphile 5 (Amber preset, bench/graphile.config.mjs): no mutations, GraphiQL or explain."""
+        port = procs.free_port()
+        node = shutil.which("node") or "node"
+        argv = [
+            node, "--require", str(BENCH / "polyfill.cjs"), str(POSTGRAPHILE5_CLI),
+            "-C", str(BENCH / "graphile.config.mjs"), "--host", "127.0.0.1", "--port", str(port),
+        ]  # fmt: skip
+        env = {**os.environ, "NODE_ENV": "production", "BENCH_PG_DSN": self.db.dsn(db_port)}
+        log = WORK / "logs" / "postgraphile5.log"
+        return self._start(procs.Server("postgraphile5", argv, port, log), env)
+
+    def postgraphile4(self, *, db_port: int | None = None) -> procs.Server:
+        """PostGraphile 4 over the same database: no GraphiQL, no mutations, no query log."""
+        port = procs.free_port()
+        argv = [
+            shutil.which("node") or "node", str(POSTGRAPHILE4_CLI),
+            "--connection", self.db.dsn(db_port), "--schema", "public",
+            "--host", "127.0.0.1", "--port", str(port), "--max-pool-size", "10",
+            "--disable-query-log", "--disable-graphiql", "--disable-default-mutations",
+        ]  # fmt: skip
+        env = {**os.environ, "NODE_ENV": "production"}
+        log = WORK / "logs" / "postgraphile4.log"
+        return self._start(procs.Server("postgraphile4", argv, port, log), env)
+
+    def peer(self, target: Target, *, db_port: int | None = None) -> procs.Server:
+        """The PostGraphile server of a peer target."""
+        if target is Target.POSTGRAPHILE5:
+            return self.postgraphile5(db_port=db_port)
+        if target is Target.POSTGRAPHILE4:
+            return self.postgraphile4(db_port=db_port)
+        raise ValueError(f"{target} is not a peer")
+
+    def for_target(self, target: Target) -> procs.Server:
+        """A fresh production server for a workload's target."""
+        if target is Target.SHOPGRAPH:
+            return self.shopgraph()
+        if target is Target.BARE:
+            return self.bare()
+        if target in PEER_PACKAGES:
+            return self.peer(target)
+        raise ValueError(f"no server for {target}")
+
+    def _start(self, server: procs.Server, env: dict[str, str]) -> procs.Server:
+        self.running.append(server)
+        server.start(env, ROOT)
+        return server
+
+    def stop(self, server: procs.Server) -> None:
+        """Stop one server."""
+        server.stop()
+        if server in self.running:
+            self.running.remove(server)
+
+    def stop_all(self) -> None:
+        """Stop every server still running."""
+        for server in list(self.running):
+            self.stop(server)
+
+
+@contextlib.contextmanager
+def serving(servers: Servers, start: Callable[[], procs.Server]) -> Iterator[procs.Server]:
+    """A server for the length of a with-block."""
+    server = start()
+    try:
+        yield server
+    finally:
+        servers.stop(server)
