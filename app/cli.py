@@ -136,11 +136,13 @@ def seed(
 ) -> None:
     """Add a deterministic demo catalog (idempotent: only what is missing is added)."""
     from app.db.checks import check_ready
-    from app.services.seed import seed_catalog
+    from app.services.seed import DemoStaff, seed_catalog, seed_demo_staff
+    from app.settings import Environment
 
     settings = _settings()
 
     async def run() -> None:
+        staff: DemoStaff | None = None
         db = await check_ready(settings)
         started = time.perf_counter()
         try:
@@ -151,6 +153,9 @@ def seed(
                     random_seed=random_seed,
                     currency=settings.currency,
                 )
+                # A published password: development only, never in production.
+                if settings.env is Environment.DEVELOPMENT:
+                    staff = await seed_demo_staff(connection)
         finally:
             await db.dispose()
         typer.echo(
@@ -158,6 +163,8 @@ def seed(
             f"{report.reviews} reviews, {report.categories} categories, {report.customers} customers "
             f"in {time.perf_counter() - started:.1f}s"
         )
+        if staff is not None:
+            typer.echo(staff.login_line())
 
     asyncio.run(run())
 

@@ -2,24 +2,38 @@
 
 Every product is generated from its own index and the seed alone, so `--products
 10000` after `--products 200` adds the 9,800 missing products and keeps the rest.
-Rows go in with bulk multi-row INSERTs.
+Rows go in with bulk multi-row INSERTs. The seed command's defaults (500 products, seed
+42) are what `make run` seeds and what the README's examples run against.
+
+In development the seed also adds a demo staff login with a published, fixed password
+(`seed_demo_staff`), so that the staff examples can be tried at once; never in production.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
+import argon2
+from argon2.exceptions import InvalidHashError, VerificationError
 from faker import Faker
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.models import Category, Product, ProductImage, ProductVariant, Review, Role, User
+from app.platform.passwords import owasp_hasher
 
+# Published in the README on purpose: a development shop's staff login, never seeded in
+# production (the seed command checks the environment).
+DEMO_STAFF_EMAIL = "staff@demo.shopgraph.dev"
+DEMO_STAFF_PASSWORD = "copper-lantern-staff-7"
+DEMO_STAFF_NAME = "Demo Staff"
 CUSTOMER_COUNT = 200
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 BATCH = 1000
@@ -112,6 +126,59 @@ class SeedReport:
     variants: int
     images: int
     reviews: int
+
+
+class DemoStaff(StrEnum):
+    """What `seed_demo_staff` found or did."""
+
+    ADDED = "added"
+    KEPT = "kept"  # there already, still with the demo password
+    CHANGED = "changed"  # there already, its password or role changed since
+
+    def login_line(self) -> str:
+        """The line the seed command prints about the demo staff login."""
+        if self is DemoStaff.CHANGED:
+            return (
+                f"demo staff login: {DEMO_STAFF_EMAIL} (changed since it was seeded: "
+                "its password or role is no longer the demo one)"
+            )
+        return f"demo staff login: {DEMO_STAFF_EMAIL} / {DEMO_STAFF_PASSWORD}"
+
+
+async def seed_demo_staff(connection: AsyncConnection) -> DemoStaff:
+    """Add the demo staff user with the demo password if missing; say whether it still works."""
+    row = (
+        await connection.execute(
+            select(User.role, User.password_hash).where(User.email == DEMO_STAFF_EMAIL)
+        )
+    ).one_or_none()
+    hasher = owasp_hasher()
+    if row is None:
+        # Argon2id takes ~50 ms and 19 MiB: off the event loop, as the server hashes.
+        password_hash = await asyncio.to_thread(hasher.hash, DEMO_STAFF_PASSWORD)
+        await connection.execute(
+            insert(User),
+            [
+                {
+                    "email": DEMO_STAFF_EMAIL,
+                    "full_name": DEMO_STAFF_NAME,
+                    "role": Role.STAFF,
+                    "password_hash": password_hash,
+                }
+            ],
+        )
+        return DemoStaff.ADDED
+    if row.role is not Role.STAFF or row.password_hash is None:
+        return DemoStaff.CHANGED
+    matches = await asyncio.to_thread(_verifies, hasher, row.password_hash)
+    return DemoStaff.KEPT if matches else DemoStaff.CHANGED
+
+
+def _verifies(hasher: argon2.PasswordHasher, password_hash: str) -> bool:
+    try:
+        return hasher.verify(password_hash, DEMO_STAFF_PASSWORD)
+    except (VerificationError, InvalidHashError):  # a mismatch is a VerificationError
+        return False
 
 
 def slugify(text: str) -> str:
