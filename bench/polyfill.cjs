@@ -1,7 +1,7 @@
 // Loaded with `node --require ./polyfill.cjs` before PostGraphile 5, which targets Node 22:
 // Node 20 lacks Promise.withResolvers (grafast and grafserv call it) and the ES2025 Set
-// methods (Set.prototype.union, called by no code of the pinned 5.1.5 but by other 5.x
-// releases). Each is defined only where missing, as the spec has it.
+// methods (Set.prototype.union: no code of the pinned 5.1.5 calls it; defined in case
+// another 5.x pin does). Each is defined only where missing, as the spec has it.
 "use strict";
 
 if (typeof Promise.withResolvers !== "function") {
