@@ -7,8 +7,8 @@ from typing import Annotated
 import strawberry
 
 from app.context import Context
-from app.platform.errors import InvalidInput
 from app.platform.global_ids import decode_id_of
+from app.resolvers.mutations import Payload, mutate, payload_of
 from app.schema.accounts import (
     Address,
     AddressInput,
@@ -21,10 +21,8 @@ from app.schema.accounts import (
     User,
     UserPayload,
 )
-from app.schema.errors import UserError
 from app.schema.permissions import IsAuthenticated
 from app.services import accounts
-from app.services.errors import DomainError
 
 RefreshTokenArgument = Annotated[
     str, strawberry.argument(description="The refresh token from the last sign-in or refresh.")
@@ -43,6 +41,13 @@ def _signed_in(result: accounts.SignedIn) -> AuthPayload:
     )
 
 
+AUTH = Payload(done=_signed_in, failed=lambda errors: AuthPayload(user_errors=errors))
+USER = payload_of(UserPayload, "user", User.from_row)
+ADDRESS = payload_of(AddressPayload, "address", Address.from_row)
+# The address mutations name the address by their top-level `id` argument.
+ADDRESS_ID = {"address_id": "id"}
+
+
 def _address_fields(data: AddressInput) -> accounts.AddressFields:
     return accounts.AddressFields(
         full_name=data.full_name,
@@ -52,13 +57,6 @@ def _address_fields(data: AddressInput) -> accounts.AddressFields:
         postal_code=data.postal_code,
         country=data.country,
     )
-
-
-def _address_pk(id: strawberry.ID) -> int:
-    try:
-        return decode_id_of(id, "Address")
-    except InvalidInput as error:
-        raise DomainError(error.message, field=["id"]) from None
 
 
 def _viewer_id(context: Context) -> int:
@@ -91,17 +89,16 @@ class AccountMutation:
         input: Annotated[RegisterInput, strawberry.argument(description="The new account.")],
     ) -> AuthPayload:
         context = info.context
-        try:
-            result = await accounts.register(
+        return await mutate(
+            AUTH,
+            lambda: accounts.register(
                 context.db,
                 settings=context.settings,
                 email=input.email,
                 password=input.password,
                 full_name=input.full_name,
-            )
-        except DomainError as error:
-            return AuthPayload(user_errors=[UserError.from_domain(error)])
-        return _signed_in(result)
+            ),
+        )
 
     @strawberry.mutation(
         description="Sign in with email and password. Repeated failures are throttled (THROTTLED)."
@@ -112,18 +109,17 @@ class AccountMutation:
         input: Annotated[LoginInput, strawberry.argument(description="The credentials.")],
     ) -> AuthPayload:
         context = info.context
-        try:
-            result = await accounts.login(
+        return await mutate(
+            AUTH,
+            lambda: accounts.login(
                 context.db,
                 settings=context.settings,
                 rate_limiter=context.rate_limiter,
                 email=input.email,
                 password=input.password,
                 client_ip=context.client_ip,
-            )
-        except DomainError as error:
-            return AuthPayload(user_errors=[UserError.from_domain(error)])
-        return _signed_in(result)
+            ),
+        )
 
     @strawberry.mutation(
         description="Trade a refresh token for new tokens. Each refresh token works once; "
@@ -133,13 +129,13 @@ class AccountMutation:
         self, info: strawberry.Info[Context], refresh_token: RefreshTokenArgument
     ) -> AuthPayload:
         context = info.context
-        try:
-            result = await accounts.refresh(
+        return await mutate(
+            AUTH,
+            lambda: accounts.refresh(
                 context.db, settings=context.settings, refresh_token=refresh_token
-            )
-        except DomainError as error:
-            return AuthPayload(user_errors=[UserError.from_domain(error)])
-        return _signed_in(result)
+            ),
+            input_name=None,
+        )
 
     @strawberry.mutation(
         description="End the session a refresh token belongs to (its access tokens stop working). "
@@ -158,13 +154,13 @@ class AccountMutation:
         info: strawberry.Info[Context],
         input: Annotated[UpdateProfileInput, strawberry.argument(description="The changes.")],
     ) -> UserPayload:
-        try:
-            row = await accounts.update_profile(
-                info.context.db, user_id=_viewer_id(info.context), full_name=input.full_name
-            )
-        except DomainError as error:
-            return UserPayload(user_errors=[UserError.from_domain(error)])
-        return UserPayload(user=User.from_row(row))
+        context = info.context
+        return await mutate(
+            USER,
+            lambda: accounts.update_profile(
+                context.db, user_id=_viewer_id(context), full_name=input.full_name
+            ),
+        )
 
     @strawberry.mutation(
         description="Change the viewer's password; every other session of the account ends.",
@@ -178,8 +174,9 @@ class AccountMutation:
         ],
     ) -> UserPayload:
         context = info.context
-        try:
-            row = await accounts.change_password(
+        return await mutate(
+            USER,
+            lambda: accounts.change_password(
                 context.db,
                 settings=context.settings,
                 rate_limiter=context.rate_limiter,
@@ -188,10 +185,8 @@ class AccountMutation:
                 current_password=input.current_password,
                 new_password=input.new_password,
                 client_ip=context.client_ip,
-            )
-        except DomainError as error:
-            return UserPayload(user_errors=[UserError.from_domain(error)])
-        return UserPayload(user=User.from_row(row))
+            ),
+        )
 
     @strawberry.mutation(
         description="Add an address to the viewer's address book.",
@@ -202,13 +197,13 @@ class AccountMutation:
         info: strawberry.Info[Context],
         input: Annotated[AddressInput, strawberry.argument(description="The address.")],
     ) -> AddressPayload:
-        try:
-            row = await accounts.add_address(
-                info.context.db, user_id=_viewer_id(info.context), address=_address_fields(input)
-            )
-        except DomainError as error:
-            return AddressPayload(user_errors=[UserError.from_domain(error)])
-        return AddressPayload(address=Address.from_row(row))
+        context = info.context
+        return await mutate(
+            ADDRESS,
+            lambda: accounts.add_address(
+                context.db, user_id=_viewer_id(context), address=_address_fields(input)
+            ),
+        )
 
     @strawberry.mutation(
         description="Replace the fields of one of the viewer's addresses.",
@@ -220,25 +215,29 @@ class AccountMutation:
         id: AddressId,
         input: Annotated[AddressInput, strawberry.argument(description="The new fields.")],
     ) -> AddressPayload:
-        try:
-            row = await accounts.update_address(
-                info.context.db,
-                user_id=_viewer_id(info.context),
-                address_id=_address_pk(id),
+        context = info.context
+        return await mutate(
+            ADDRESS,
+            lambda: accounts.update_address(
+                context.db,
+                user_id=_viewer_id(context),
+                address_id=decode_id_of(id, "Address", field="address_id"),
                 address=_address_fields(input),
-            )
-        except DomainError as error:
-            return AddressPayload(user_errors=[UserError.from_domain(error)])
-        return AddressPayload(address=Address.from_row(row))
+            ),
+            arguments=ADDRESS_ID,
+        )
 
     @strawberry.mutation(
         description="Remove one of the viewer's addresses.", permission_classes=[IsAuthenticated]
     )
     async def remove_address(self, info: strawberry.Info[Context], id: AddressId) -> AddressPayload:
-        try:
-            row = await accounts.remove_address(
-                info.context.db, user_id=_viewer_id(info.context), address_id=_address_pk(id)
-            )
-        except DomainError as error:
-            return AddressPayload(user_errors=[UserError.from_domain(error)])
-        return AddressPayload(address=Address.from_row(row))
+        context = info.context
+        return await mutate(
+            ADDRESS,
+            lambda: accounts.remove_address(
+                context.db,
+                user_id=_viewer_id(context),
+                address_id=decode_id_of(id, "Address", field="address_id"),
+            ),
+            arguments=ADDRESS_ID,
+        )

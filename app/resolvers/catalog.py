@@ -15,9 +15,8 @@ from app.schema.catalog import (
     ProductConnection,
     ProductFilter,
     ProductSort,
-    product_connection,
 )
-from app.schema.relay import After, Before, First, Last
+from app.schema.relay import After, Before, First, Last, Paging
 
 ById = Annotated[strawberry.ID | None, strawberry.argument(description="Global ID.")]
 BySlug = Annotated[str | None, strawberry.argument(description="Slug.")]
@@ -60,8 +59,8 @@ class CatalogQuery:
             strawberry.argument(description="Sort order (default: name A to Z)."),
         ] = None,
     ) -> ProductConnection:
-        return await product_connection(
-            info, None, filter, sort_by, first=first, after=after, last=last, before=before
+        return await ProductConnection.load(
+            info, None, filter, sort_by, Paging(first, after, last, before)
         )
 
     @strawberry.field(description="A category by ID or slug; null if there is none.")

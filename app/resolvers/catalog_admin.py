@@ -1,15 +1,17 @@
-"""Catalog mutations: staff manage categories, products, variants, images and stock; customers review."""
+"""Catalog mutations: staff manage categories, products, variants, images and stock; customers review.
+
+Each mutation is its arguments, one service call and a payload (app.resolvers.mutations);
+`arguments=` says which domain fields are top-level arguments rather than input fields.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import strawberry
-from sqlalchemy import Row
 
-from app.platform.errors import InvalidInput
 from app.platform.global_ids import decode_id_of
+from app.resolvers.mutations import mutate, payload_of
 from app.schema.catalog import Category, Product, ProductVariant, Review
 from app.schema.catalog_admin import (
     CategoryInput,
@@ -26,11 +28,9 @@ from app.schema.catalog_admin import (
     VariantPayload,
     VariantUpdateInput,
 )
-from app.schema.errors import UserError
 from app.schema.permissions import IsAuthenticated, IsStaff
 from app.services import catalog
 from app.services.catalog import UNCHANGED, Unchanged
-from app.services.errors import DomainError
 
 T = TypeVar("T")
 WHAT = "What to create or change."
@@ -39,13 +39,10 @@ STAFF = [IsAuthenticated, IsStaff]
 ProductId = Annotated[strawberry.ID, strawberry.argument(description="The product's global ID.")]
 VariantId = Annotated[strawberry.ID, strawberry.argument(description="The variant's global ID.")]
 
-
-def _pk(value: str, type_name: str, field: list[str]) -> int:
-    """A global ID's primary key; a malformed ID is a userError, not a request error."""
-    try:
-        return decode_id_of(value, type_name)
-    except InvalidInput as error:
-        raise DomainError(error.message, field=field) from None
+CATEGORY = payload_of(CategoryPayload, "category", Category.from_row)
+PRODUCT = payload_of(ProductPayload, "product", Product.from_row)
+VARIANT = payload_of(VariantPayload, "variant", ProductVariant.from_row)
+REVIEW = payload_of(ReviewPayload, "review", Review.from_row)
 
 
 def _kept(value: T | None) -> T | Unchanged:
@@ -58,42 +55,14 @@ def _cleared(value: T | None) -> T | Unchanged | None:
     return UNCHANGED if value is strawberry.UNSET else value
 
 
-async def _attempt(
-    call: Callable[[], Awaitable[Row[Any]]],
-) -> tuple[Row[Any] | None, list[UserError]]:
-    """Run a service call; expected failures come back as userErrors."""
-    try:
-        return await call(), []
-    except DomainError as error:
-        return None, [UserError.from_domain(error)]
+def _optional_pk(value: strawberry.ID | None, type_name: str, field: str) -> int | None:
+    """The primary key of an optional global ID (a malformed one is a userError about `field`)."""
+    return None if value is None else decode_id_of(value, type_name, field=field)
 
 
-def _category_payload(result: tuple[Row[Any] | None, list[UserError]]) -> CategoryPayload:
-    row, errors = result
-    return CategoryPayload(category=Category.from_row(row) if row else None, user_errors=errors)
-
-
-def _product_payload(result: tuple[Row[Any] | None, list[UserError]]) -> ProductPayload:
-    row, errors = result
-    return ProductPayload(product=Product.from_row(row) if row else None, user_errors=errors)
-
-
-def _variant_payload(result: tuple[Row[Any] | None, list[UserError]]) -> VariantPayload:
-    row, errors = result
-    return VariantPayload(variant=ProductVariant.from_row(row) if row else None, user_errors=errors)
-
-
-def _review_payload(result: tuple[Row[Any] | None, list[UserError]]) -> ReviewPayload:
-    row, errors = result
-    return ReviewPayload(review=Review.from_row(row) if row else None, user_errors=errors)
-
-
-def _parent(value: strawberry.ID | None) -> int | None:
-    return _pk(value, "Category", ["input", "parentId"]) if value is not None else None
-
-
-def _category_of(value: strawberry.ID | None) -> int | None:
-    return _pk(value, "Category", ["input", "categoryId"]) if value is not None else None
+def _moved_pk(value: strawberry.ID | None, type_name: str, field: str) -> int | Unchanged | None:
+    """An update's new parent: omitted keeps it, null removes it, an ID names the new one."""
+    return UNCHANGED if value is strawberry.UNSET else _optional_pk(value, type_name, field)
 
 
 @strawberry.type
@@ -107,17 +76,16 @@ class CatalogAdminMutation:
         input: Annotated[CategoryInput, strawberry.argument(description=WHAT)],
     ) -> CategoryPayload:
         db = info.context.db
-        return _category_payload(
-            await _attempt(
-                lambda: catalog.create_category(
-                    db,
-                    name=input.name,
-                    slug=input.slug,
-                    description=input.description,
-                    parent_id=_parent(input.parent_id),
-                    position=input.position,
-                )
-            )
+        return await mutate(
+            CATEGORY,
+            lambda: catalog.create_category(
+                db,
+                name=input.name,
+                slug=input.slug,
+                description=input.description,
+                parent_id=_optional_pk(input.parent_id, "Category", "parent_id"),
+                position=input.position,
+            ),
         )
 
     @strawberry.mutation(description="Change a category. Staff only.", permission_classes=STAFF)
@@ -128,20 +96,18 @@ class CatalogAdminMutation:
         input: Annotated[CategoryUpdateInput, strawberry.argument(description=WHAT)],
     ) -> CategoryPayload:
         db = info.context.db
-        return _category_payload(
-            await _attempt(
-                lambda: catalog.update_category(
-                    db,
-                    category_id=_pk(id, "Category", ["id"]),
-                    name=_kept(input.name),
-                    slug=_kept(input.slug),
-                    description=_cleared(input.description),
-                    parent_id=UNCHANGED
-                    if input.parent_id is strawberry.UNSET
-                    else _parent(input.parent_id),
-                    position=_kept(input.position),
-                )
-            )
+        return await mutate(
+            CATEGORY,
+            lambda: catalog.update_category(
+                db,
+                category_id=decode_id_of(id, "Category", field="category_id"),
+                name=_kept(input.name),
+                slug=_kept(input.slug),
+                description=_cleared(input.description),
+                parent_id=_moved_pk(input.parent_id, "Category", "parent_id"),
+                position=_kept(input.position),
+            ),
+            arguments={"category_id": "id"},
         )
 
     @strawberry.mutation(
@@ -154,18 +120,17 @@ class CatalogAdminMutation:
         input: Annotated[ProductCreateInput, strawberry.argument(description=WHAT)],
     ) -> ProductPayload:
         context = info.context
-        return _product_payload(
-            await _attempt(
-                lambda: catalog.create_product(
-                    context.db,
-                    name=input.name,
-                    currency=context.settings.currency,
-                    slug=input.slug,
-                    description=input.description,
-                    category_id=_category_of(input.category_id),
-                    is_published=input.is_published,
-                )
-            )
+        return await mutate(
+            PRODUCT,
+            lambda: catalog.create_product(
+                context.db,
+                name=input.name,
+                currency=context.settings.currency,
+                slug=input.slug,
+                description=input.description,
+                category_id=_optional_pk(input.category_id, "Category", "category_id"),
+                is_published=input.is_published,
+            ),
         )
 
     @strawberry.mutation(
@@ -179,20 +144,18 @@ class CatalogAdminMutation:
         input: Annotated[ProductUpdateInput, strawberry.argument(description=WHAT)],
     ) -> ProductPayload:
         db = info.context.db
-        return _product_payload(
-            await _attempt(
-                lambda: catalog.update_product(
-                    db,
-                    product_id=_pk(id, "Product", ["id"]),
-                    name=_kept(input.name),
-                    slug=_kept(input.slug),
-                    description=_kept(input.description),
-                    category_id=UNCHANGED
-                    if input.category_id is strawberry.UNSET
-                    else _category_of(input.category_id),
-                    is_published=_kept(input.is_published),
-                )
-            )
+        return await mutate(
+            PRODUCT,
+            lambda: catalog.update_product(
+                db,
+                product_id=decode_id_of(id, "Product", field="product_id"),
+                name=_kept(input.name),
+                slug=_kept(input.slug),
+                description=_kept(input.description),
+                category_id=_moved_pk(input.category_id, "Category", "category_id"),
+                is_published=_kept(input.is_published),
+            ),
+            arguments={"product_id": "id"},
         )
 
     @strawberry.mutation(
@@ -205,16 +168,17 @@ class CatalogAdminMutation:
         input: Annotated[ProductImageInput, strawberry.argument(description=WHAT)],
     ) -> ProductPayload:
         db = info.context.db
-        return _product_payload(
-            await _attempt(
-                lambda: catalog.add_product_image(
-                    db,
-                    product_id=_pk(product_id, "Product", ["productId"]),
-                    url=input.url,
-                    alt=input.alt,
-                    position=input.position,
-                )
-            )
+        return await mutate(
+            PRODUCT,
+            lambda: catalog.add_product_image(
+                db,
+                product_id=decode_id_of(product_id, "Product", field="product_id"),
+                url=input.url,
+                alt=input.alt,
+                position=input.position,
+            ),
+            # A full gallery is the fault of the image given, the whole input.
+            arguments={"product_id": "productId", "images": "input"},
         )
 
     @strawberry.mutation(
@@ -228,12 +192,14 @@ class CatalogAdminMutation:
         position: Annotated[int, strawberry.argument(description="The image's position.")],
     ) -> ProductPayload:
         db = info.context.db
-        return _product_payload(
-            await _attempt(
-                lambda: catalog.remove_product_image(
-                    db, product_id=_pk(product_id, "Product", ["productId"]), position=position
-                )
-            )
+        return await mutate(
+            PRODUCT,
+            lambda: catalog.remove_product_image(
+                db,
+                product_id=decode_id_of(product_id, "Product", field="product_id"),
+                position=position,
+            ),
+            arguments={"product_id": "productId", "position": "position"},
         )
 
     @strawberry.mutation(
@@ -247,19 +213,19 @@ class CatalogAdminMutation:
         input: Annotated[VariantInput, strawberry.argument(description=WHAT)],
     ) -> VariantPayload:
         context = info.context
-        return _variant_payload(
-            await _attempt(
-                lambda: catalog.create_variant(
-                    context.db,
-                    product_id=_pk(product_id, "Product", ["productId"]),
-                    sku=input.sku,
-                    name=input.name,
-                    price=input.price,
-                    currency=context.settings.currency,
-                    attributes=input.attributes,
-                    stock=input.stock,
-                )
-            )
+        return await mutate(
+            VARIANT,
+            lambda: catalog.create_variant(
+                context.db,
+                product_id=decode_id_of(product_id, "Product", field="product_id"),
+                sku=input.sku,
+                name=input.name,
+                price=input.price,
+                currency=context.settings.currency,
+                attributes=input.attributes,
+                stock=input.stock,
+            ),
+            arguments={"product_id": "productId"},
         )
 
     @strawberry.mutation(
@@ -273,18 +239,18 @@ class CatalogAdminMutation:
         input: Annotated[VariantUpdateInput, strawberry.argument(description=WHAT)],
     ) -> VariantPayload:
         context = info.context
-        return _variant_payload(
-            await _attempt(
-                lambda: catalog.update_variant(
-                    context.db,
-                    variant_id=_pk(id, "ProductVariant", ["id"]),
-                    currency=context.settings.currency,
-                    sku=_kept(input.sku),
-                    name=_kept(input.name),
-                    price=_kept(input.price),
-                    attributes=_kept(input.attributes),
-                )
-            )
+        return await mutate(
+            VARIANT,
+            lambda: catalog.update_variant(
+                context.db,
+                variant_id=decode_id_of(id, "ProductVariant", field="variant_id"),
+                currency=context.settings.currency,
+                sku=_kept(input.sku),
+                name=_kept(input.name),
+                price=_kept(input.price),
+                attributes=_kept(input.attributes),
+            ),
+            arguments={"variant_id": "id"},
         )
 
     @strawberry.mutation(description="Set a variant's stock. Staff only.", permission_classes=STAFF)
@@ -295,14 +261,14 @@ class CatalogAdminMutation:
         quantity: Annotated[int, strawberry.argument(description="Units in stock, 0 or more.")],
     ) -> VariantPayload:
         db = info.context.db
-        return _variant_payload(
-            await _attempt(
-                lambda: catalog.set_stock(
-                    db,
-                    variant_id=_pk(variant_id, "ProductVariant", ["variantId"]),
-                    quantity=quantity,
-                )
-            )
+        return await mutate(
+            VARIANT,
+            lambda: catalog.set_stock(
+                db,
+                variant_id=decode_id_of(variant_id, "ProductVariant", field="variant_id"),
+                quantity=quantity,
+            ),
+            arguments={"variant_id": "variantId", "quantity": "quantity"},
         )
 
     @strawberry.mutation(
@@ -316,12 +282,14 @@ class CatalogAdminMutation:
         delta: Annotated[int, strawberry.argument(description="Units to add; negative to remove.")],
     ) -> VariantPayload:
         db = info.context.db
-        return _variant_payload(
-            await _attempt(
-                lambda: catalog.adjust_stock(
-                    db, variant_id=_pk(variant_id, "ProductVariant", ["variantId"]), delta=delta
-                )
-            )
+        return await mutate(
+            VARIANT,
+            lambda: catalog.adjust_stock(
+                db,
+                variant_id=decode_id_of(variant_id, "ProductVariant", field="variant_id"),
+                delta=delta,
+            ),
+            arguments={"variant_id": "variantId", "delta": "delta"},
         )
 
 
@@ -342,18 +310,17 @@ class ReviewMutation:
         input: Annotated[ReviewInput, strawberry.argument(description=WHAT)],
     ) -> ReviewPayload:
         context = info.context
-        return _review_payload(
-            await _attempt(
-                lambda: catalog.create_review(
-                    context.db,
-                    author_id=context.viewer.user_id,
-                    product_id=_pk(input.product_id, "Product", ["input", "productId"]),
-                    rating=input.rating,
-                    title=input.title,
-                    body=input.body,
-                    include_unpublished=context.viewer.is_staff,
-                )
-            )
+        return await mutate(
+            REVIEW,
+            lambda: catalog.create_review(
+                context.db,
+                author_id=context.viewer.user_id,
+                product_id=decode_id_of(input.product_id, "Product", field="product_id"),
+                rating=input.rating,
+                title=input.title,
+                body=input.body,
+                include_unpublished=context.viewer.is_staff,
+            ),
         )
 
     @strawberry.mutation(description="Change your review.", permission_classes=[IsAuthenticated])
@@ -364,18 +331,18 @@ class ReviewMutation:
         input: Annotated[ReviewUpdateInput, strawberry.argument(description=WHAT)],
     ) -> ReviewPayload:
         context = info.context
-        return _review_payload(
-            await _attempt(
-                lambda: catalog.update_review(
-                    context.db,
-                    review_id=_pk(id, "Review", ["id"]),
-                    author_id=context.viewer.user_id,
-                    rating=_kept(input.rating),
-                    title=_kept(input.title),
-                    body=_kept(input.body),
-                    include_unpublished=context.viewer.is_staff,
-                )
-            )
+        return await mutate(
+            REVIEW,
+            lambda: catalog.update_review(
+                context.db,
+                review_id=decode_id_of(id, "Review", field="review_id"),
+                author_id=context.viewer.user_id,
+                rating=_kept(input.rating),
+                title=_kept(input.title),
+                body=_kept(input.body),
+                include_unpublished=context.viewer.is_staff,
+            ),
+            arguments={"review_id": "id"},
         )
 
     @strawberry.mutation(
@@ -384,13 +351,13 @@ class ReviewMutation:
     )
     async def delete_review(self, info: strawberry.Info, id: ReviewId) -> ReviewPayload:
         context = info.context
-        return _review_payload(
-            await _attempt(
-                lambda: catalog.delete_review(
-                    context.db,
-                    review_id=_pk(id, "Review", ["id"]),
-                    viewer_id=context.viewer.user_id,
-                    moderator=context.viewer.is_staff,
-                )
-            )
+        return await mutate(
+            REVIEW,
+            lambda: catalog.delete_review(
+                context.db,
+                review_id=decode_id_of(id, "Review", field="review_id"),
+                viewer_id=context.viewer.user_id,
+                moderator=context.viewer.is_staff,
+            ),
+            arguments={"review_id": "id"},
         )

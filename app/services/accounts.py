@@ -30,15 +30,7 @@ from app.db import Database
 from app.loaders.base import table_of
 from app.models import Address, RefreshToken, Role, User
 from app.models.base import utcnow
-from app.platform.passwords import (
-    InvalidEmail,
-    normalize_email,
-    password_hasher,
-    password_problem,
-)
-from app.platform.ratelimit import RateLimiter
-from app.platform.tokens import TokenService
-from app.services.errors import (
+from app.platform.errors import (
     AlreadyExists,
     DomainError,
     ErrorKind,
@@ -47,6 +39,14 @@ from app.services.errors import (
     Throttled,
     WeakPassword,
 )
+from app.platform.passwords import (
+    InvalidEmail,
+    normalize_email,
+    password_hasher,
+    password_problem,
+)
+from app.platform.ratelimit import RateLimiter
+from app.platform.tokens import TokenService
 from app.settings import Settings
 
 users = table_of(User)
@@ -101,7 +101,7 @@ def _digest(refresh_token: str) -> str:
     return hashlib.sha256(refresh_token.encode()).hexdigest()
 
 
-def _text(value: str, *, field: list[str], max_length: int, required: bool = True) -> str:
+def _text(value: str, *, field: str, max_length: int, required: bool = True) -> str:
     text = value.strip()
     if required and not text:
         raise DomainError("Must not be empty", field=field, kind=ErrorKind.REQUIRED)
@@ -110,14 +110,14 @@ def _text(value: str, *, field: list[str], max_length: int, required: bool = Tru
     return text
 
 
-def _email(email: str, *, field: list[str]) -> str:
+def _email(email: str, *, field: str) -> str:
     try:
         return normalize_email(email)
     except InvalidEmail as error:
         raise DomainError(str(error), field=field) from None
 
 
-def _check_password(password: str, *, settings: Settings, field: list[str], **hints: str) -> None:
+def _check_password(password: str, *, settings: Settings, field: str, **hints: str) -> None:
     problem = password_problem(
         password, min_length=settings.password_min_length, user_inputs=tuple(hints.values())
     )
@@ -224,7 +224,7 @@ async def refresh(db: Database, *, settings: Settings, refresh_token: str) -> Si
         if spent_family is not None:
             await _revoke(connection, refresh_tokens.c.family_id == spent_family)
     # Raised after the commit: the family stays revoked.
-    raise InvalidCredentials(REFRESH_FAILED, field=["refreshToken"])
+    raise InvalidCredentials(REFRESH_FAILED, field="refresh_token")
 
 
 async def logout(db: Database, *, refresh_token: str) -> bool:
@@ -259,7 +259,7 @@ async def change_password(
     _check_password(
         new_password,
         settings=settings,
-        field=["input", "newPassword"],
+        field="new_password",
         email=user.email,
         name=user.full_name,
     )
@@ -268,9 +268,7 @@ async def change_password(
     await throttle.reserve()
     hasher = password_hasher(settings.password_hash_concurrency)
     if not (await hasher.verify(user.password_hash, current_password)).matches:
-        raise InvalidCredentials(
-            "The current password is incorrect", field=["input", "currentPassword"]
-        )
+        raise InvalidCredentials("The current password is incorrect", field="current_password")
     await throttle.release()
     new_hash = await hasher.hash(new_password)
     async with db.engine.begin() as connection:
@@ -287,7 +285,7 @@ async def change_password(
 
 async def update_profile(db: Database, *, user_id: int, full_name: str) -> Row[Any]:
     """Change the user's full name."""
-    full_name = _text(full_name, field=["input", "fullName"], max_length=NAME_MAX)
+    full_name = _text(full_name, field="full_name", max_length=NAME_MAX)
     async with db.engine.begin() as connection:
         row = (
             await connection.execute(
@@ -405,11 +403,9 @@ async def _new_account(
     db: Database, settings: Settings, email: str, password: str, full_name: str
 ) -> tuple[str, str, str]:
     """Check what a new account needs; the normalized email and name, and the password hash."""
-    email = _email(email, field=["input", "email"])
-    full_name = _text(full_name, field=["input", "fullName"], max_length=NAME_MAX)
-    _check_password(
-        password, settings=settings, field=["input", "password"], email=email, name=full_name
-    )
+    email = _email(email, field="email")
+    full_name = _text(full_name, field="full_name", max_length=NAME_MAX)
+    _check_password(password, settings=settings, field="password", email=email, name=full_name)
     if await _email_taken(db, email):
         raise _email_taken_error()
     password_hash = await password_hasher(settings.password_hash_concurrency).hash(password)
@@ -423,11 +419,11 @@ async def _email_taken(db: Database, email: str) -> bool:
 
 
 def _email_taken_error() -> AlreadyExists:
-    return AlreadyExists("An account with this email already exists", field=["input", "email"])
+    return AlreadyExists("An account with this email already exists", field="email")
 
 
 def _address_not_found() -> NotFound:
-    return NotFound("No such address in your address book", field=["id"])
+    return NotFound("No such address in your address book", field="address_id")
 
 
 async def _user(db: Database, user_id: int) -> Row[Any]:
@@ -491,19 +487,13 @@ async def _revoke(connection: AsyncConnection, *conditions: Any) -> None:
 def _address_values(address: AddressFields) -> dict[str, Any]:
     country = address.country.strip().upper()
     if not COUNTRY_CODE.match(country):
-        raise DomainError(
-            "Use the two-letter ISO 3166 country code, e.g. DE", field=["input", "country"]
-        )
-    line2 = _text(
-        address.line2 or "", field=["input", "line2"], max_length=ADDRESS_LINE_MAX, required=False
-    )
+        raise DomainError("Use the two-letter ISO 3166 country code, e.g. DE", field="country")
+    line2 = _text(address.line2 or "", field="line2", max_length=ADDRESS_LINE_MAX, required=False)
     return {
-        "full_name": _text(address.full_name, field=["input", "fullName"], max_length=NAME_MAX),
-        "line1": _text(address.line1, field=["input", "line1"], max_length=ADDRESS_LINE_MAX),
+        "full_name": _text(address.full_name, field="full_name", max_length=NAME_MAX),
+        "line1": _text(address.line1, field="line1", max_length=ADDRESS_LINE_MAX),
         "line2": line2 or None,
-        "city": _text(address.city, field=["input", "city"], max_length=CITY_MAX),
-        "postal_code": _text(
-            address.postal_code, field=["input", "postalCode"], max_length=POSTAL_CODE_MAX
-        ),
+        "city": _text(address.city, field="city", max_length=CITY_MAX),
+        "postal_code": _text(address.postal_code, field="postal_code", max_length=POSTAL_CODE_MAX),
         "country": country,
     }
