@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
+from sqlalchemy import Row
 
 from app.context import Context
-from app.platform.global_ids import decode_id_of
-from app.resolvers.mutations import Payload, mutate, payload_of
+from app.resolvers.mutations import Argument, Payload, global_id, mutation, payload_of
 from app.schema.accounts import (
     Address,
     AddressInput,
@@ -27,9 +27,9 @@ from app.services import accounts
 RefreshTokenArgument = Annotated[
     str, strawberry.argument(description="The refresh token from the last sign-in or refresh.")
 ]
-AddressId = Annotated[
-    strawberry.ID, strawberry.argument(description="Global ID of one of your addresses.")
-]
+REFRESH_TOKEN = Argument(str, "The refresh token from the last sign-in or refresh.")
+THE_ADDRESS = global_id("Address", "Global ID of one of your addresses.", name="id")
+SIGNED_IN = [IsAuthenticated]
 
 
 def _signed_in(result: accounts.SignedIn) -> AuthPayload:
@@ -41,11 +41,11 @@ def _signed_in(result: accounts.SignedIn) -> AuthPayload:
     )
 
 
-AUTH = Payload(done=_signed_in, failed=lambda errors: AuthPayload(user_errors=errors))
+AUTH = Payload(
+    type=AuthPayload, done=_signed_in, failed=lambda errors: AuthPayload(user_errors=errors)
+)
 USER = payload_of(UserPayload, "user", User.from_row)
 ADDRESS = payload_of(AddressPayload, "address", Address.from_row)
-# The address mutations name the address by their top-level `id` argument.
-ADDRESS_ID = {"address_id": "id"}
 
 
 def _address_fields(data: AddressInput) -> accounts.AddressFields:
@@ -82,59 +82,34 @@ class AccountQuery:
 class AccountMutation:
     """Account changes."""
 
-    @strawberry.mutation(description="Create a customer account and sign it in.")
-    async def register(
-        self,
-        info: strawberry.Info[Context],
-        input: Annotated[RegisterInput, strawberry.argument(description="The new account.")],
-    ) -> AuthPayload:
-        context = info.context
-        return await mutate(
-            AUTH,
-            lambda: accounts.register(
-                context.db,
-                settings=context.settings,
-                email=input.email,
-                password=input.password,
-                full_name=input.full_name,
-            ),
+    @mutation(AUTH, input=Argument(RegisterInput, "The new account."))
+    async def register(context: Context, *, input: RegisterInput) -> accounts.SignedIn:
+        """Create a customer account and sign it in."""
+        return await accounts.register(
+            context.db,
+            settings=context.settings,
+            email=input.email,
+            password=input.password,
+            full_name=input.full_name,
         )
 
-    @strawberry.mutation(
-        description="Sign in with email and password. Repeated failures are throttled (THROTTLED)."
-    )
-    async def login(
-        self,
-        info: strawberry.Info[Context],
-        input: Annotated[LoginInput, strawberry.argument(description="The credentials.")],
-    ) -> AuthPayload:
-        context = info.context
-        return await mutate(
-            AUTH,
-            lambda: accounts.login(
-                context.db,
-                settings=context.settings,
-                rate_limiter=context.rate_limiter,
-                email=input.email,
-                password=input.password,
-                client_ip=context.client_ip,
-            ),
+    @mutation(AUTH, input=Argument(LoginInput, "The credentials."))
+    async def login(context: Context, *, input: LoginInput) -> accounts.SignedIn:
+        """Sign in with email and password. Repeated failures are throttled (THROTTLED)."""
+        return await accounts.login(
+            context.db,
+            settings=context.settings,
+            rate_limiter=context.rate_limiter,
+            email=input.email,
+            password=input.password,
+            client_ip=context.client_ip,
         )
 
-    @strawberry.mutation(
-        description="Trade a refresh token for new tokens. Each refresh token works once; "
-        "presenting a used one again ends its whole session."
-    )
-    async def refresh_token(
-        self, info: strawberry.Info[Context], refresh_token: RefreshTokenArgument
-    ) -> AuthPayload:
-        context = info.context
-        return await mutate(
-            AUTH,
-            lambda: accounts.refresh(
-                context.db, settings=context.settings, refresh_token=refresh_token
-            ),
-            input_name=None,
+    @mutation(AUTH, refresh_token=REFRESH_TOKEN)
+    async def refresh_token(context: Context, *, refresh_token: str) -> accounts.SignedIn:
+        """Trade a refresh token for new tokens. Each refresh token works once; presenting a used one again ends its whole session."""
+        return await accounts.refresh(
+            context.db, settings=context.settings, refresh_token=refresh_token
         )
 
     @strawberry.mutation(
@@ -146,98 +121,49 @@ class AccountMutation:
     ) -> bool:
         return await accounts.logout(info.context.db, refresh_token=refresh_token)
 
-    @strawberry.mutation(
-        description="Change the viewer's profile.", permission_classes=[IsAuthenticated]
-    )
-    async def update_profile(
-        self,
-        info: strawberry.Info[Context],
-        input: Annotated[UpdateProfileInput, strawberry.argument(description="The changes.")],
-    ) -> UserPayload:
-        context = info.context
-        return await mutate(
-            USER,
-            lambda: accounts.update_profile(
-                context.db, user_id=_viewer_id(context), full_name=input.full_name
-            ),
+    @mutation(USER, SIGNED_IN, input=Argument(UpdateProfileInput, "The changes."))
+    async def update_profile(context: Context, *, input: UpdateProfileInput) -> Row[Any]:
+        """Change the viewer's profile."""
+        return await accounts.update_profile(
+            context.db, user_id=_viewer_id(context), full_name=input.full_name
         )
 
-    @strawberry.mutation(
-        description="Change the viewer's password; every other session of the account ends.",
-        permission_classes=[IsAuthenticated],
-    )
-    async def change_password(
-        self,
-        info: strawberry.Info[Context],
-        input: Annotated[
-            ChangePasswordInput, strawberry.argument(description="Current and new password.")
-        ],
-    ) -> UserPayload:
-        context = info.context
-        return await mutate(
-            USER,
-            lambda: accounts.change_password(
-                context.db,
-                settings=context.settings,
-                rate_limiter=context.rate_limiter,
-                user_id=_viewer_id(context),
-                session_id=context.viewer.session_id,
-                current_password=input.current_password,
-                new_password=input.new_password,
-                client_ip=context.client_ip,
-            ),
+    @mutation(USER, SIGNED_IN, input=Argument(ChangePasswordInput, "Current and new password."))
+    async def change_password(context: Context, *, input: ChangePasswordInput) -> Row[Any]:
+        """Change the viewer's password; every other session of the account ends."""
+        return await accounts.change_password(
+            context.db,
+            settings=context.settings,
+            rate_limiter=context.rate_limiter,
+            user_id=_viewer_id(context),
+            session_id=context.viewer.session_id,
+            current_password=input.current_password,
+            new_password=input.new_password,
+            client_ip=context.client_ip,
         )
 
-    @strawberry.mutation(
-        description="Add an address to the viewer's address book.",
-        permission_classes=[IsAuthenticated],
-    )
-    async def add_address(
-        self,
-        info: strawberry.Info[Context],
-        input: Annotated[AddressInput, strawberry.argument(description="The address.")],
-    ) -> AddressPayload:
-        context = info.context
-        return await mutate(
-            ADDRESS,
-            lambda: accounts.add_address(
-                context.db, user_id=_viewer_id(context), address=_address_fields(input)
-            ),
+    @mutation(ADDRESS, SIGNED_IN, input=Argument(AddressInput, "The address."))
+    async def add_address(context: Context, *, input: AddressInput) -> Row[Any]:
+        """Add an address to the viewer's address book."""
+        return await accounts.add_address(
+            context.db, user_id=_viewer_id(context), address=_address_fields(input)
         )
 
-    @strawberry.mutation(
-        description="Replace the fields of one of the viewer's addresses.",
-        permission_classes=[IsAuthenticated],
+    @mutation(
+        ADDRESS, SIGNED_IN, address_id=THE_ADDRESS, input=Argument(AddressInput, "The new fields.")
     )
-    async def update_address(
-        self,
-        info: strawberry.Info[Context],
-        id: AddressId,
-        input: Annotated[AddressInput, strawberry.argument(description="The new fields.")],
-    ) -> AddressPayload:
-        context = info.context
-        return await mutate(
-            ADDRESS,
-            lambda: accounts.update_address(
-                context.db,
-                user_id=_viewer_id(context),
-                address_id=decode_id_of(id, "Address", field="address_id"),
-                address=_address_fields(input),
-            ),
-            arguments=ADDRESS_ID,
+    async def update_address(context: Context, *, address_id: int, input: AddressInput) -> Row[Any]:
+        """Replace the fields of one of the viewer's addresses."""
+        return await accounts.update_address(
+            context.db,
+            user_id=_viewer_id(context),
+            address_id=address_id,
+            address=_address_fields(input),
         )
 
-    @strawberry.mutation(
-        description="Remove one of the viewer's addresses.", permission_classes=[IsAuthenticated]
-    )
-    async def remove_address(self, info: strawberry.Info[Context], id: AddressId) -> AddressPayload:
-        context = info.context
-        return await mutate(
-            ADDRESS,
-            lambda: accounts.remove_address(
-                context.db,
-                user_id=_viewer_id(context),
-                address_id=decode_id_of(id, "Address", field="address_id"),
-            ),
-            arguments=ADDRESS_ID,
+    @mutation(ADDRESS, SIGNED_IN, address_id=THE_ADDRESS)
+    async def remove_address(context: Context, *, address_id: int) -> Row[Any]:
+        """Remove one of the viewer's addresses."""
+        return await accounts.remove_address(
+            context.db, user_id=_viewer_id(context), address_id=address_id
         )
