@@ -9,13 +9,8 @@ import strawberry
 from app.loaders.catalog import ROOT_PARENT
 from app.platform.errors import InvalidInput
 from app.platform.global_ids import decode_id_of
-from app.schema.catalog import (
-    Category,
-    Product,
-    ProductConnection,
-    ProductFilter,
-    ProductSort,
-)
+from app.schema.catalog import Category, Product, ProductConnection
+from app.schema.listing import ProductFilter, ProductSort
 from app.schema.relay import After, Before, First, Last, Paging
 
 ById = Annotated[strawberry.ID | None, strawberry.argument(description="Global ID.")]
