@@ -21,15 +21,13 @@ from app.schema.accounts import (
     User,
     UserPayload,
 )
-from app.schema.permissions import IsAuthenticated
+from app.schema.permissions import SIGNED_IN
 from app.services import accounts
 
-RefreshTokenArgument = Annotated[
-    str, strawberry.argument(description="The refresh token from the last sign-in or refresh.")
-]
-REFRESH_TOKEN = Argument(str, "The refresh token from the last sign-in or refresh.")
+REFRESH_TOKEN_HELP = "The refresh token from the last sign-in or refresh."
+RefreshTokenArgument = Annotated[str, strawberry.argument(description=REFRESH_TOKEN_HELP)]
+REFRESH_TOKEN = Argument(str, REFRESH_TOKEN_HELP)
 THE_ADDRESS = global_id("Address", "Global ID of one of your addresses.", name="id")
-SIGNED_IN = [IsAuthenticated]
 
 
 def _signed_in(result: accounts.SignedIn) -> AuthPayload:

@@ -10,7 +10,7 @@ from app.loaders.catalog import ROOT_PARENT
 from app.platform.errors import InvalidInput
 from app.platform.global_ids import decode_id_of
 from app.schema.catalog import Category, Product, ProductConnection
-from app.schema.listing import ProductFilter, ProductSort
+from app.schema.listing import FilterArgument, SortArgument
 from app.schema.relay import After, Before, First, Last, Paging
 
 ById = Annotated[strawberry.ID | None, strawberry.argument(description="Global ID.")]
@@ -46,13 +46,8 @@ class CatalogQuery:
         after: After = None,
         last: Last = None,
         before: Before = None,
-        filter: Annotated[
-            ProductFilter | None, strawberry.argument(description="Narrow the list down.")
-        ] = None,
-        sort_by: Annotated[
-            ProductSort | None,
-            strawberry.argument(description="Sort order (default: name A to Z)."),
-        ] = None,
+        filter: FilterArgument = None,
+        sort_by: SortArgument = None,
     ) -> ProductConnection:
         return await ProductConnection.load(
             info, None, filter, sort_by, Paging(first, after, last, before)

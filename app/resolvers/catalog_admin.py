@@ -29,14 +29,12 @@ from app.schema.catalog_admin import (
     VariantPayload,
     VariantUpdateInput,
 )
-from app.schema.permissions import IsAuthenticated, IsStaff
+from app.schema.permissions import SIGNED_IN, STAFF
 from app.services import catalog
 from app.services.catalog import UNCHANGED, Unchanged
 
 T = TypeVar("T")
 WHAT = "What to create or change."
-STAFF = [IsAuthenticated, IsStaff]
-SIGNED_IN = [IsAuthenticated]
 
 CATEGORY = payload_of(CategoryPayload, "category", Category.from_row)
 PRODUCT = payload_of(ProductPayload, "product", Product.from_row)

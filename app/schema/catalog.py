@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 import strawberry
 from sqlalchemy import Row
@@ -20,7 +20,7 @@ from app.loaders.products import (
 )
 from app.platform.pagination import CursorSort, SortValue
 from app.schema.common import Money, MoneyRange
-from app.schema.listing import ProductFilter, ProductSort
+from app.schema.listing import FilterArgument, ProductFilter, ProductSort, SortArgument
 from app.schema.permissions import IsStaff
 from app.schema.relations import each, optional, relation
 from app.schema.relay import After, Before, First, Last, Node, PageInfo, Paging
@@ -68,13 +68,8 @@ class Category(Node):
         after: After = None,
         last: Last = None,
         before: Before = None,
-        filter: Annotated[
-            ProductFilter | None, strawberry.argument(description="Narrow the list down.")
-        ] = None,
-        sort_by: Annotated[
-            ProductSort | None,
-            strawberry.argument(description="Sort order (default: name A to Z)."),
-        ] = None,
+        filter: FilterArgument = None,
+        sort_by: SortArgument = None,
     ) -> ProductConnection:
         return await ProductConnection.load(
             info, self.pk, filter, sort_by, Paging(first, after, last, before)

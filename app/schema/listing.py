@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
 import strawberry
 
@@ -89,3 +90,11 @@ class ProductFilter:
             in_stock=self.in_stock,
             rating_min=self.rating_min,
         )
+
+
+FilterArgument = Annotated[
+    ProductFilter | None, strawberry.argument(description="Narrow the list down.")
+]
+SortArgument = Annotated[
+    ProductSort | None, strawberry.argument(description="Sort order (default: name A to Z).")
+]
