@@ -10,22 +10,6 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from app.engine.errors import ClientErrors
-from app.resolvers.accounts import AccountMutation, AccountQuery
-from app.resolvers.catalog import CatalogQuery
-from app.resolvers.catalog_admin import CatalogAdminMutation, ReviewMutation
-from app.resolvers.node import NodeQuery
-from app.schema.accounts import Address, User
-from app.schema.catalog import Category, Product, ProductVariant, Review
-
-
-@strawberry.type(description="Everything clients can read.")
-class Query(NodeQuery, CatalogQuery, AccountQuery):
-    """The root query type."""
-
-
-@strawberry.type(description="Everything clients can change.")
-class Mutation(AccountMutation, CatalogAdminMutation, ReviewMutation):
-    """The root mutation type."""
 
 
 class ShopgraphSchema(strawberry.Schema):
@@ -43,6 +27,11 @@ def build_schema() -> ShopgraphSchema:
     HTTP requests run through app.engine.executor (cached documents,
     graphql-core's executor); ClientErrors covers any other way into the schema.
     """
+    # Imported here: the resolvers import the type modules of this package.
+    from app.schema.accounts import Address, User
+    from app.schema.catalog import Category, Product, ProductVariant, Review
+    from app.schema.root import Mutation, Query
+
     extensions: list[Any] = [ClientErrors]
     return ShopgraphSchema(
         query=Query,
