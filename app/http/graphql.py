@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from app.db import count_statements
+from app.engine import too_complex
 from app.engine.cost import CostPlan
 from app.engine.errors import ErrorCode, client_error
 from app.engine.executor import (
@@ -39,7 +40,6 @@ from app.engine.executor import (
     OperationTimeout,
     PreparedDocument,
 )
-from app.engine.limits import too_complex
 from app.platform.errors import Unauthenticated
 from app.platform.ratelimit import BucketState, Budget, RateLimiter
 
