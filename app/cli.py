@@ -202,9 +202,9 @@ def create_partner(
 ) -> None:
     """Register a partner and print its client_id and client_secret (shown only this once)."""
     from app.db.checks import check_ready
+    from app.platform.errors import DomainError
     from app.platform.passwords import password_hasher
     from app.services import partners
-    from app.services.errors import DomainError
 
     settings = _settings()
 
@@ -235,8 +235,8 @@ def revoke_partner(
 ) -> None:
     """Revoke a partner: its tokens stop working and it gets no new ones."""
     from app.db.checks import check_ready
+    from app.platform.errors import DomainError
     from app.services import partners
-    from app.services.errors import DomainError
 
     settings = _settings()
 
@@ -279,8 +279,8 @@ def create_user(
     """Create a user account, e.g. the first admin."""
     from app.db.checks import check_ready
     from app.models import Role
+    from app.platform.errors import DomainError
     from app.services import accounts
-    from app.services.errors import DomainError
 
     settings = _settings()
 
@@ -296,9 +296,8 @@ def create_user(
                 role=Role(role.value.upper()),
             )
         except DomainError as error:
-            field = error.field[-1] if error.field else None
             raise CommandError(
-                f"--{_option_name(field)}: {error.message}" if field else error.message
+                f"--{_option_name(error.field)}: {error.message}" if error.field else error.message
             ) from None
         finally:
             await db.dispose()
@@ -308,7 +307,8 @@ def create_user(
 
 
 def _option_name(field: str) -> str:
-    return {"fullName": "full-name"}.get(field, field)
+    # The options are named after the service's fields: full_name is --full-name.
+    return field.replace("_", "-")
 
 
 def main() -> None:

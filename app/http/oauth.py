@@ -3,25 +3,24 @@
 This module speaks the protocol only: it parses the form body and the client's
 credentials (HTTP Basic or body parameters, never both), and answers tokens or
 section 5.2 errors. Checking credentials and scopes is the job of the `issue`
-callable it is given.
+callable it is given (app.services.partners); its domain errors are mapped here.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote_plus
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from app.services import partners
+from app.services.partners import SCOPE_TOKEN, ClientCredentials, PartnerGrant
+
 FORM = "application/x-www-form-urlencoded"
 MAX_BODY_BYTES = 16_384
-# RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 BASIC_CHALLENGE = 'Basic realm="shopgraph", charset="UTF-8"'
 
@@ -62,25 +61,7 @@ class InvalidScope(OAuthError):
     error = "invalid_scope"
 
 
-@dataclass(frozen=True, slots=True)
-class TokenRequest:
-    """A well-formed client credentials request (the credentials not checked yet)."""
-
-    client_id: str
-    client_secret: str
-    scopes: list[str] | None  # None: no `scope` parameter, the client's full scope
-
-
-@dataclass(frozen=True, slots=True)
-class TokenGrant:
-    """An issued access token."""
-
-    access_token: str
-    expires_in: int
-    scopes: list[str]
-
-
-Issue = Callable[[TokenRequest], Awaitable[TokenGrant]]
+Issue = Callable[[ClientCredentials], Awaitable[PartnerGrant]]
 
 
 def parse_scope(raw: str) -> list[str]:
@@ -119,7 +100,7 @@ def _basic_credentials(authorization: str) -> tuple[str, str]:
     return unquote_plus(client_id), unquote_plus(client_secret)
 
 
-def token_request(form: dict[str, str], authorization: str | None) -> TokenRequest:
+def token_request(form: dict[str, str], authorization: str | None) -> ClientCredentials:
     """Check grant type, client authentication and scope syntax of a token request."""
     grant_type = form.get("grant_type")
     if not grant_type:
@@ -138,7 +119,16 @@ def token_request(form: dict[str, str], authorization: str | None) -> TokenReque
     if not client_id or not client_secret:
         raise InvalidClient("Both client_id and client_secret are required")
     scope = form.get("scope")
-    return TokenRequest(client_id, client_secret, None if scope is None else parse_scope(scope))
+    return ClientCredentials(
+        client_id, client_secret, None if scope is None else parse_scope(scope)
+    )
+
+
+def _refusal(error: partners.InvalidClient | partners.ScopeNotAllowed) -> OAuthError:
+    """The section 5.2 error for a grant the partners service refused."""
+    if isinstance(error, partners.InvalidClient):
+        return InvalidClient(error.message)
+    return InvalidScope(error.message)
 
 
 def _error(error: OAuthError) -> JSONResponse:
@@ -170,6 +160,8 @@ class TokenEndpoint:
             )
         except OAuthError as error:
             return _error(error)
+        except (partners.InvalidClient, partners.ScopeNotAllowed) as refused:
+            return _error(_refusal(refused))
         return JSONResponse(
             {
                 "access_token": grant.access_token,

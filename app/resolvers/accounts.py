@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
+from sqlalchemy import Row
 
 from app.context import Context
-from app.platform.errors import InvalidInput
-from app.platform.global_ids import decode_id_of
+from app.resolvers.mutations import Argument, Payload, global_id, mutation, payload_of
 from app.schema.accounts import (
     Address,
     AddressInput,
@@ -21,17 +21,13 @@ from app.schema.accounts import (
     User,
     UserPayload,
 )
-from app.schema.errors import UserError
-from app.schema.permissions import IsAuthenticated
+from app.schema.permissions import SIGNED_IN
 from app.services import accounts
-from app.services.errors import DomainError
 
-RefreshTokenArgument = Annotated[
-    str, strawberry.argument(description="The refresh token from the last sign-in or refresh.")
-]
-AddressId = Annotated[
-    strawberry.ID, strawberry.argument(description="Global ID of one of your addresses.")
-]
+REFRESH_TOKEN_HELP = "The refresh token from the last sign-in or refresh."
+RefreshTokenArgument = Annotated[str, strawberry.argument(description=REFRESH_TOKEN_HELP)]
+REFRESH_TOKEN = Argument(str, REFRESH_TOKEN_HELP)
+THE_ADDRESS = global_id("Address", "Global ID of one of your addresses.", name="id")
 
 
 def _signed_in(result: accounts.SignedIn) -> AuthPayload:
@@ -43,6 +39,13 @@ def _signed_in(result: accounts.SignedIn) -> AuthPayload:
     )
 
 
+AUTH = Payload(
+    type=AuthPayload, done=_signed_in, failed=lambda errors: AuthPayload(user_errors=errors)
+)
+USER = payload_of(UserPayload, "user", User.from_row)
+ADDRESS = payload_of(AddressPayload, "address", Address.from_row)
+
+
 def _address_fields(data: AddressInput) -> accounts.AddressFields:
     return accounts.AddressFields(
         full_name=data.full_name,
@@ -52,13 +55,6 @@ def _address_fields(data: AddressInput) -> accounts.AddressFields:
         postal_code=data.postal_code,
         country=data.country,
     )
-
-
-def _address_pk(id: strawberry.ID) -> int:
-    try:
-        return decode_id_of(id, "Address")
-    except InvalidInput as error:
-        raise DomainError(error.message, field=["id"]) from None
 
 
 def _viewer_id(context: Context) -> int:
@@ -84,62 +80,35 @@ class AccountQuery:
 class AccountMutation:
     """Account changes."""
 
-    @strawberry.mutation(description="Create a customer account and sign it in.")
-    async def register(
-        self,
-        info: strawberry.Info[Context],
-        input: Annotated[RegisterInput, strawberry.argument(description="The new account.")],
-    ) -> AuthPayload:
-        context = info.context
-        try:
-            result = await accounts.register(
-                context.db,
-                settings=context.settings,
-                email=input.email,
-                password=input.password,
-                full_name=input.full_name,
-            )
-        except DomainError as error:
-            return AuthPayload(user_errors=[UserError.from_domain(error)])
-        return _signed_in(result)
+    @mutation(AUTH, input=Argument(RegisterInput, "The new account."))
+    async def register(context: Context, *, input: RegisterInput) -> accounts.SignedIn:
+        """Create a customer account and sign it in."""
+        return await accounts.register(
+            context.db,
+            settings=context.settings,
+            email=input.email,
+            password=input.password,
+            full_name=input.full_name,
+        )
 
-    @strawberry.mutation(
-        description="Sign in with email and password. Repeated failures are throttled (THROTTLED)."
-    )
-    async def login(
-        self,
-        info: strawberry.Info[Context],
-        input: Annotated[LoginInput, strawberry.argument(description="The credentials.")],
-    ) -> AuthPayload:
-        context = info.context
-        try:
-            result = await accounts.login(
-                context.db,
-                settings=context.settings,
-                rate_limiter=context.rate_limiter,
-                email=input.email,
-                password=input.password,
-                client_ip=context.client_ip,
-            )
-        except DomainError as error:
-            return AuthPayload(user_errors=[UserError.from_domain(error)])
-        return _signed_in(result)
+    @mutation(AUTH, input=Argument(LoginInput, "The credentials."))
+    async def login(context: Context, *, input: LoginInput) -> accounts.SignedIn:
+        """Sign in with email and password. Repeated failures are throttled (THROTTLED)."""
+        return await accounts.login(
+            context.db,
+            settings=context.settings,
+            rate_limiter=context.rate_limiter,
+            email=input.email,
+            password=input.password,
+            client_ip=context.client_ip,
+        )
 
-    @strawberry.mutation(
-        description="Trade a refresh token for new tokens. Each refresh token works once; "
-        "presenting a used one again ends its whole session."
-    )
-    async def refresh_token(
-        self, info: strawberry.Info[Context], refresh_token: RefreshTokenArgument
-    ) -> AuthPayload:
-        context = info.context
-        try:
-            result = await accounts.refresh(
-                context.db, settings=context.settings, refresh_token=refresh_token
-            )
-        except DomainError as error:
-            return AuthPayload(user_errors=[UserError.from_domain(error)])
-        return _signed_in(result)
+    @mutation(AUTH, refresh_token=REFRESH_TOKEN)
+    async def refresh_token(context: Context, *, refresh_token: str) -> accounts.SignedIn:
+        """Trade a refresh token for new tokens. Each refresh token works once; presenting a used one again ends its whole session."""
+        return await accounts.refresh(
+            context.db, settings=context.settings, refresh_token=refresh_token
+        )
 
     @strawberry.mutation(
         description="End the session a refresh token belongs to (its access tokens stop working). "
@@ -150,95 +119,49 @@ class AccountMutation:
     ) -> bool:
         return await accounts.logout(info.context.db, refresh_token=refresh_token)
 
-    @strawberry.mutation(
-        description="Change the viewer's profile.", permission_classes=[IsAuthenticated]
-    )
-    async def update_profile(
-        self,
-        info: strawberry.Info[Context],
-        input: Annotated[UpdateProfileInput, strawberry.argument(description="The changes.")],
-    ) -> UserPayload:
-        try:
-            row = await accounts.update_profile(
-                info.context.db, user_id=_viewer_id(info.context), full_name=input.full_name
-            )
-        except DomainError as error:
-            return UserPayload(user_errors=[UserError.from_domain(error)])
-        return UserPayload(user=User.from_row(row))
+    @mutation(USER, SIGNED_IN, input=Argument(UpdateProfileInput, "The changes."))
+    async def update_profile(context: Context, *, input: UpdateProfileInput) -> Row[Any]:
+        """Change the viewer's profile."""
+        return await accounts.update_profile(
+            context.db, user_id=_viewer_id(context), full_name=input.full_name
+        )
 
-    @strawberry.mutation(
-        description="Change the viewer's password; every other session of the account ends.",
-        permission_classes=[IsAuthenticated],
-    )
-    async def change_password(
-        self,
-        info: strawberry.Info[Context],
-        input: Annotated[
-            ChangePasswordInput, strawberry.argument(description="Current and new password.")
-        ],
-    ) -> UserPayload:
-        context = info.context
-        try:
-            row = await accounts.change_password(
-                context.db,
-                settings=context.settings,
-                rate_limiter=context.rate_limiter,
-                user_id=_viewer_id(context),
-                session_id=context.viewer.session_id,
-                current_password=input.current_password,
-                new_password=input.new_password,
-                client_ip=context.client_ip,
-            )
-        except DomainError as error:
-            return UserPayload(user_errors=[UserError.from_domain(error)])
-        return UserPayload(user=User.from_row(row))
+    @mutation(USER, SIGNED_IN, input=Argument(ChangePasswordInput, "Current and new password."))
+    async def change_password(context: Context, *, input: ChangePasswordInput) -> Row[Any]:
+        """Change the viewer's password; every other session of the account ends."""
+        return await accounts.change_password(
+            context.db,
+            settings=context.settings,
+            rate_limiter=context.rate_limiter,
+            user_id=_viewer_id(context),
+            session_id=context.viewer.session_id,
+            current_password=input.current_password,
+            new_password=input.new_password,
+            client_ip=context.client_ip,
+        )
 
-    @strawberry.mutation(
-        description="Add an address to the viewer's address book.",
-        permission_classes=[IsAuthenticated],
-    )
-    async def add_address(
-        self,
-        info: strawberry.Info[Context],
-        input: Annotated[AddressInput, strawberry.argument(description="The address.")],
-    ) -> AddressPayload:
-        try:
-            row = await accounts.add_address(
-                info.context.db, user_id=_viewer_id(info.context), address=_address_fields(input)
-            )
-        except DomainError as error:
-            return AddressPayload(user_errors=[UserError.from_domain(error)])
-        return AddressPayload(address=Address.from_row(row))
+    @mutation(ADDRESS, SIGNED_IN, input=Argument(AddressInput, "The address."))
+    async def add_address(context: Context, *, input: AddressInput) -> Row[Any]:
+        """Add an address to the viewer's address book."""
+        return await accounts.add_address(
+            context.db, user_id=_viewer_id(context), address=_address_fields(input)
+        )
 
-    @strawberry.mutation(
-        description="Replace the fields of one of the viewer's addresses.",
-        permission_classes=[IsAuthenticated],
+    @mutation(
+        ADDRESS, SIGNED_IN, address_id=THE_ADDRESS, input=Argument(AddressInput, "The new fields.")
     )
-    async def update_address(
-        self,
-        info: strawberry.Info[Context],
-        id: AddressId,
-        input: Annotated[AddressInput, strawberry.argument(description="The new fields.")],
-    ) -> AddressPayload:
-        try:
-            row = await accounts.update_address(
-                info.context.db,
-                user_id=_viewer_id(info.context),
-                address_id=_address_pk(id),
-                address=_address_fields(input),
-            )
-        except DomainError as error:
-            return AddressPayload(user_errors=[UserError.from_domain(error)])
-        return AddressPayload(address=Address.from_row(row))
+    async def update_address(context: Context, *, address_id: int, input: AddressInput) -> Row[Any]:
+        """Replace the fields of one of the viewer's addresses."""
+        return await accounts.update_address(
+            context.db,
+            user_id=_viewer_id(context),
+            address_id=address_id,
+            address=_address_fields(input),
+        )
 
-    @strawberry.mutation(
-        description="Remove one of the viewer's addresses.", permission_classes=[IsAuthenticated]
-    )
-    async def remove_address(self, info: strawberry.Info[Context], id: AddressId) -> AddressPayload:
-        try:
-            row = await accounts.remove_address(
-                info.context.db, user_id=_viewer_id(info.context), address_id=_address_pk(id)
-            )
-        except DomainError as error:
-            return AddressPayload(user_errors=[UserError.from_domain(error)])
-        return AddressPayload(address=Address.from_row(row))
+    @mutation(ADDRESS, SIGNED_IN, address_id=THE_ADDRESS)
+    async def remove_address(context: Context, *, address_id: int) -> Row[Any]:
+        """Remove one of the viewer's addresses."""
+        return await accounts.remove_address(
+            context.db, user_id=_viewer_id(context), address_id=address_id
+        )

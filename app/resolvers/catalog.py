@@ -9,15 +9,9 @@ import strawberry
 from app.loaders.catalog import ROOT_PARENT
 from app.platform.errors import InvalidInput
 from app.platform.global_ids import decode_id_of
-from app.schema.catalog import (
-    Category,
-    Product,
-    ProductConnection,
-    ProductFilter,
-    ProductSort,
-    product_connection,
-)
-from app.schema.relay import After, Before, First, Last
+from app.schema.catalog import Category, Product, ProductConnection
+from app.schema.listing import FilterArgument, SortArgument
+from app.schema.relay import After, Before, First, Last, Paging
 
 ById = Annotated[strawberry.ID | None, strawberry.argument(description="Global ID.")]
 BySlug = Annotated[str | None, strawberry.argument(description="Slug.")]
@@ -52,16 +46,11 @@ class CatalogQuery:
         after: After = None,
         last: Last = None,
         before: Before = None,
-        filter: Annotated[
-            ProductFilter | None, strawberry.argument(description="Narrow the list down.")
-        ] = None,
-        sort_by: Annotated[
-            ProductSort | None,
-            strawberry.argument(description="Sort order (default: name A to Z)."),
-        ] = None,
+        filter: FilterArgument = None,
+        sort_by: SortArgument = None,
     ) -> ProductConnection:
-        return await product_connection(
-            info, None, filter, sort_by, first=first, after=after, last=last, before=before
+        return await ProductConnection.load(
+            info, None, filter, sort_by, Paging(first, after, last, before)
         )
 
     @strawberry.field(description="A category by ID or slug; null if there is none.")

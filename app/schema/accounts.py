@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 from typing import Any
 
 import strawberry
 from sqlalchemy import Row
 
-from app.models import Role as RoleValue
+from app.models import Role
+from app.schema.enums import graphql_enum
 from app.schema.errors import UserError
 from app.schema.permissions import IsSelfOrStaff
 from app.schema.relay import Node
 
-
-@strawberry.enum(description="What a user may do.")
-class Role(Enum):
-    """User roles."""
-
-    CUSTOMER = strawberry.enum_value("CUSTOMER", description="Shops: carts, orders, reviews.")
-    STAFF = strawberry.enum_value(
-        "STAFF", description="Runs the shop: catalog, stock, orders, moderation."
-    )
-    ADMIN = strawberry.enum_value("ADMIN", description="Staff who may also manage staff.")
+graphql_enum(
+    Role,
+    name="Role",
+    description="What a user may do.",
+    values={
+        Role.CUSTOMER: "Shops: carts, orders, reviews.",
+        Role.STAFF: "Runs the shop: catalog, stock, orders, moderation.",
+        Role.ADMIN: "Staff who may also manage staff.",
+    },
+)
 
 
 @strawberry.type(description="A postal address in a user's address book.")
@@ -76,7 +76,7 @@ class User(Node):
             pk=row.id,
             email_address=row.email,
             full_name=row.full_name,
-            role=Role[RoleValue(row.role).value],
+            role=Role(row.role),
             created_at=row.created_at,
             is_caller=is_caller,
         )

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
-from enum import Enum
-from typing import Annotated, Any
+from typing import Any
 
 import strawberry
 from sqlalchemy import Row
@@ -20,95 +18,12 @@ from app.loaders.products import (
     ProductPageKey,
     sort_value,
 )
-from app.loaders.products import (
-    ProductSortField as SortField,
-)
-from app.platform.errors import InvalidInput
-from app.platform.global_ids import decode_id_of
-from app.platform.money import to_minor
-from app.platform.pagination import CursorSort, PageRequest, SortValue, page_request
-from app.schema.common import Money, MoneyRange, SortDirection
+from app.platform.pagination import CursorSort, SortValue
+from app.schema.common import Money, MoneyRange
+from app.schema.listing import FilterArgument, ProductFilter, ProductSort, SortArgument
 from app.schema.permissions import IsStaff
 from app.schema.relations import each, optional, relation
-from app.schema.relay import After, Before, First, Last, Node, PageInfo
-
-MAX_SEARCH_LENGTH = 200
-
-
-@strawberry.enum(description="What products can be sorted by.")
-class ProductSortField(Enum):
-    """Product sort keys."""
-
-    NAME = strawberry.enum_value("NAME", description="Product name.")
-    PRICE = strawberry.enum_value("PRICE", description="Lowest variant price.")
-    CREATED_AT = strawberry.enum_value("CREATED_AT", description="When the product was added.")
-    RATING = strawberry.enum_value(
-        "RATING", description="Average rating (unrated products count as 0)."
-    )
-
-
-@strawberry.input(description="How to sort products.")
-class ProductSort:
-    """A product sort."""
-
-    field: ProductSortField = strawberry.field(description="The sort key.")
-    direction: SortDirection = strawberry.field(default=SortDirection.ASC, description="The order.")
-
-    def to_order(self) -> ProductOrder:
-        """In storage terms."""
-        return ProductOrder(
-            field=SortField(self.field.name), descending=self.direction is SortDirection.DESC
-        )
-
-
-@strawberry.input(description="Conditions a product must meet; all given ones apply.")
-class ProductFilter:
-    """A product filter."""
-
-    category_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Only this category and its subcategories."
-    )
-    category_slug: str | None = strawberry.field(
-        default=None, description="Only the category with this slug and its subcategories."
-    )
-    search: str | None = strawberry.field(
-        default=None,
-        description="Text in the name or description (case-insensitive, at most 200 characters).",
-    )
-    price_min: Decimal | None = strawberry.field(
-        default=None, description="Lowest variant price at least this (in the shop currency)."
-    )
-    price_max: Decimal | None = strawberry.field(
-        default=None, description="Lowest variant price at most this (in the shop currency)."
-    )
-    in_stock: bool | None = strawberry.field(
-        default=None, description="true: some variant in stock; false: none in stock."
-    )
-    rating_min: float | None = strawberry.field(
-        default=None,
-        description="Average rating at least this (1 to 5); unrated products are left out.",
-    )
-
-    def to_spec(self, currency: str) -> ProductFilterSpec:
-        """Check the values and put them in storage terms."""
-        search = (self.search or "").strip()
-        if len(search) > MAX_SEARCH_LENGTH:
-            raise InvalidInput(f"`filter.search` must be at most {MAX_SEARCH_LENGTH} characters")
-        if self.rating_min is not None and not 0 <= self.rating_min <= 5:
-            raise InvalidInput("`filter.ratingMin` must be between 0 and 5")
-        return ProductFilterSpec(
-            category_id=decode_id_of(self.category_id, "Category") if self.category_id else None,
-            category_slug=self.category_slug,
-            search=search or None,
-            price_min_minor=None
-            if self.price_min is None
-            else to_minor(self.price_min, currency, field="filter.priceMin"),
-            price_max_minor=None
-            if self.price_max is None
-            else to_minor(self.price_max, currency, field="filter.priceMax"),
-            in_stock=self.in_stock,
-            rating_min=self.rating_min,
-        )
+from app.schema.relay import After, Before, First, Last, Node, PageInfo, Paging
 
 
 @strawberry.type(description="A category of the catalog tree.")
@@ -153,16 +68,11 @@ class Category(Node):
         after: After = None,
         last: Last = None,
         before: Before = None,
-        filter: Annotated[
-            ProductFilter | None, strawberry.argument(description="Narrow the list down.")
-        ] = None,
-        sort_by: Annotated[
-            ProductSort | None,
-            strawberry.argument(description="Sort order (default: name A to Z)."),
-        ] = None,
+        filter: FilterArgument = None,
+        sort_by: SortArgument = None,
     ) -> ProductConnection:
-        return await product_connection(
-            info, self.pk, filter, sort_by, first=first, after=after, last=last, before=before
+        return await ProductConnection.load(
+            info, self.pk, filter, sort_by, Paging(first, after, last, before)
         )
 
 
@@ -305,6 +215,18 @@ class ReviewConnection:
     page_info: PageInfo = strawberry.field(description="Where this page sits.")
     total_count: int = strawberry.field(description="How many reviews there are in all.")
 
+    @classmethod
+    def from_page(cls, page: Page[Any], *, total_count: int) -> ReviewConnection:
+        """Build from a page of `reviews` rows."""
+        edges = [
+            ReviewEdge(sort_value=row.created_at, node=Review.from_row(row)) for row in page.rows
+        ]
+        return cls(
+            edges=edges,
+            page_info=PageInfo.of(page, [edge.cursor() for edge in edges[:1] + edges[-1:]]),
+            total_count=total_count,
+        )
+
 
 @strawberry.type(description="Something the shop sells.")
 class Product(Node):
@@ -376,16 +298,9 @@ class Product(Node):
         last: Last = None,
         before: Before = None,
     ) -> ReviewConnection:
-        page = _page(info, REVIEW_SORT, first=first, after=after, last=last, before=before)
+        page = Paging(first, after, last, before).request(REVIEW_SORT, info.context.settings)
         result = await info.context.loaders.review_pages_by_product_id.load((self.pk, page))
-        edges = [
-            ReviewEdge(sort_value=row.created_at, node=Review.from_row(row)) for row in result.rows
-        ]
-        return ReviewConnection(
-            edges=edges,
-            page_info=_page_info(result, [edge.cursor() for edge in edges[:1] + edges[-1:]]),
-            total_count=self.rating_summary.count,
-        )
+        return ReviewConnection.from_page(result, total_count=self.rating_summary.count)
 
 
 @strawberry.type(description="A product in a connection.")
@@ -413,65 +328,32 @@ class ProductConnection:
     async def total_count(self, info: strawberry.Info) -> int:
         return await info.context.loaders.product_count.load(self.count_key)  # type: ignore[no-any-return]
 
-
-def _page(
-    info: strawberry.Info,
-    sort: CursorSort,
-    *,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
-) -> PageRequest:
-    settings = info.context.settings
-    return page_request(
-        first=first,
-        after=after,
-        last=last,
-        before=before,
-        sort=sort,
-        default_size=settings.default_page_size,
-        max_size=settings.max_page_size,
-    )
-
-
-def _page_info(page: Page[Any], end_cursors: list[str]) -> PageInfo:
-    return PageInfo(
-        has_next_page=page.has_next,
-        has_previous_page=page.has_previous,
-        start_cursor=end_cursors[0] if end_cursors else None,
-        end_cursor=end_cursors[-1] if end_cursors else None,
-    )
-
-
-async def product_connection(
-    info: strawberry.Info,
-    scope_category_id: int | None,
-    filter: ProductFilter | None,
-    sort_by: ProductSort | None,
-    *,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
-) -> ProductConnection:
-    """A page of the product listing under a category (or the whole catalog)."""
-    spec = filter.to_spec(info.context.settings.currency) if filter else ProductFilterSpec()
-    order = sort_by.to_order() if sort_by else ProductOrder()
-    page = _page(info, order.cursor_sort, first=first, after=after, last=last, before=before)
-    result = await info.context.loaders.product_pages.load(
-        ProductPageKey(scope_category_id, spec, order, page)
-    )
-    edges = [
-        ProductEdge(
-            sort=order.cursor_sort,
-            sort_value=sort_value(row, order.field),
-            node=Product.from_row(row),
+    @classmethod
+    async def load(
+        cls,
+        info: strawberry.Info,
+        scope_category_id: int | None,
+        filter: ProductFilter | None,
+        sort_by: ProductSort | None,
+        paging: Paging,
+    ) -> ProductConnection:
+        """A page of the listing under a category (or the whole catalog), read by its loader."""
+        spec = filter.to_spec(info.context.settings.currency) if filter else ProductFilterSpec()
+        order = sort_by.to_order() if sort_by else ProductOrder()
+        page = paging.request(order.cursor_sort, info.context.settings)
+        result = await info.context.loaders.product_pages.load(
+            ProductPageKey(scope_category_id, spec, order, page)
         )
-        for row in result.rows
-    ]
-    return ProductConnection(
-        count_key=ProductCountKey(scope_category_id, spec),
-        edges=edges,
-        page_info=_page_info(result, [edge.cursor() for edge in edges[:1] + edges[-1:]]),
-    )
+        edges = [
+            ProductEdge(
+                sort=order.cursor_sort,
+                sort_value=sort_value(row, order.field),
+                node=Product.from_row(row),
+            )
+            for row in result.rows
+        ]
+        return cls(
+            count_key=ProductCountKey(scope_category_id, spec),
+            edges=edges,
+            page_info=PageInfo.of(result, [edge.cursor() for edge in edges[:1] + edges[-1:]]),
+        )

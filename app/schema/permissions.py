@@ -44,3 +44,8 @@ class IsSelfOrStaff(BasePermission):
         if viewer.is_staff or getattr(source, "is_caller", False):
             return True
         return viewer.user_id is not None and getattr(source, "pk", None) == viewer.user_id
+
+
+# The permission lists fields and mutations declare.
+SIGNED_IN: list[type[BasePermission]] = [IsAuthenticated]
+STAFF: list[type[BasePermission]] = [IsAuthenticated, IsStaff]

@@ -1,13 +1,16 @@
-"""Relay building blocks: the Node interface and PageInfo."""
+"""Relay building blocks: the Node interface, PageInfo and the connection arguments."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, NamedTuple
 
 import strawberry
 from strawberry.types.base import get_object_definition
 
+from app.loaders.paging import Page
 from app.platform.global_ids import to_global_id
+from app.platform.pagination import CursorSort, PageRequest, page_request
+from app.settings import Settings
 
 
 @strawberry.interface(description="An object with a globally unique, opaque ID.")
@@ -33,6 +36,16 @@ class PageInfo:
     start_cursor: str | None = strawberry.field(description="Cursor of the first item of the page.")
     end_cursor: str | None = strawberry.field(description="Cursor of the last item of the page.")
 
+    @classmethod
+    def of(cls, page: Page[Any], cursors: list[str]) -> PageInfo:
+        """Where `page` sits, given the cursors of its first and last edges."""
+        return cls(
+            has_next_page=page.has_next,
+            has_previous_page=page.has_previous,
+            start_cursor=cursors[0] if cursors else None,
+            end_cursor=cursors[-1] if cursors else None,
+        )
+
 
 First = Annotated[
     int | None,
@@ -54,3 +67,24 @@ Before = Annotated[
     str | None,
     strawberry.argument(description="Return items before this cursor (from a previous page)."),
 ]
+
+
+class Paging(NamedTuple):
+    """The connection arguments a field was given."""
+
+    first: int | None
+    after: str | None
+    last: int | None
+    before: str | None
+
+    def request(self, sort: CursorSort, settings: Settings) -> PageRequest:
+        """The checked page request, capped at the configured page size."""
+        return page_request(
+            first=self.first,
+            after=self.after,
+            last=self.last,
+            before=self.before,
+            sort=sort,
+            default_size=settings.default_page_size,
+            max_size=settings.max_page_size,
+        )

@@ -1,14 +1,50 @@
-"""Who is calling: turns an Authorization header into a Viewer, or refuses it."""
+"""Who is calling: the Viewer, and the Authenticator that turns an Authorization header into one."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import and_, exists, select
 
-from app.context import ANONYMOUS, Viewer
 from app.db import Database
 from app.models import Partner, RefreshToken, Role, User
 from app.platform.errors import Unauthenticated
 from app.platform.tokens import TokenError, TokenService
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who is asking: a user (id, role, session), a partner (id, scopes, tier), or nobody."""
+
+    user_id: int | None = None
+    role: Role | None = None
+    session_id: str | None = None
+    partner_id: int | None = None
+    scopes: frozenset[str] = frozenset()
+    rate_tier: str | None = None
+
+    @property
+    def is_authenticated(self) -> bool:
+        """Whether a user is signed in."""
+        return self.user_id is not None
+
+    @property
+    def is_staff(self) -> bool:
+        """Whether the viewer may manage the shop."""
+        return self.role in (Role.STAFF, Role.ADMIN)
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the viewer may manage staff."""
+        return self.role is Role.ADMIN
+
+    @property
+    def is_partner(self) -> bool:
+        """Whether the caller is a partner application."""
+        return self.partner_id is not None
+
+
+ANONYMOUS = Viewer()
 
 
 class Authenticator:

@@ -6,6 +6,7 @@ verifying it runs in a worker thread (app.platform.passwords), off the event loo
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -13,24 +14,51 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.db import Database
-from app.http.oauth import (
-    SCOPE_TOKEN,
-    InvalidClient,
-    InvalidScope,
-    TokenGrant,
-    TokenRequest,
-)
 from app.loaders.base import table_of
 from app.models import Partner
 from app.models.base import utcnow
+from app.platform.errors import (
+    AlreadyExists,
+    DomainError,
+    InvalidCredentials,
+    NotFound,
+    PermissionDenied,
+)
 from app.platform.passwords import PasswordHasher
 from app.platform.tokens import TokenService
-from app.services.errors import AlreadyExists, DomainError, NotFound
 
 partners = table_of(Partner)
 
 NAME_MAX = 100
 CLIENT_ID_PREFIX = "sgp_"
+# A scope is an RFC 6749 section 3.3 scope-token: 1*( %x21 / %x23-5B / %x5D-7E ).
+SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+
+
+class InvalidClient(InvalidCredentials):
+    """Unknown client id, wrong secret, or a revoked partner (never says which)."""
+
+
+class ScopeNotAllowed(PermissionDenied):
+    """The partner asked for a scope it does not hold."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    """What a partner presents for a token: its id and secret, and the scopes it asks for."""
+
+    client_id: str
+    client_secret: str
+    scopes: list[str] | None  # None: no scope asked for, the partner's full scope
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerGrant:
+    """An access token issued to a partner, and the scopes it carries."""
+
+    access_token: str
+    expires_in: int
+    scopes: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +82,14 @@ async def create_partner(
     """Register a partner with fresh credentials; the secret is stored only as a hash."""
     name = name.strip()
     if not name or len(name) > NAME_MAX:
-        raise DomainError(f"The name must be 1 to {NAME_MAX} characters", field=["name"])
+        raise DomainError(f"The name must be 1 to {NAME_MAX} characters", field="name")
     for scope in scopes:
         if not SCOPE_TOKEN.fullmatch(scope):
-            raise DomainError(f"{scope!r} is not a valid scope token", field=["scope"])
+            raise DomainError(f"{scope!r} is not a valid scope token", field="scope")
     if rate_tier not in known_tiers:
         raise DomainError(
             f"unknown tier {rate_tier!r}: use one of {', '.join(sorted(known_tiers))}",
-            field=["tier"],
+            field="tier",
         )
     client_id = CLIENT_ID_PREFIX + secrets.token_hex(12)
     client_secret = secrets.token_urlsafe(32)
@@ -99,12 +127,12 @@ async def revoke_partner(db: Database, *, name: str) -> None:
             .values(revoked_at=utcnow())
         )
         if result.rowcount == 0:
-            raise NotFound(f"no active partner is named {name!r}", field=["name"])
+            raise NotFound(f"no active partner is named {name!r}", field="name")
 
 
 async def grant_client_credentials(
-    db: Database, request: TokenRequest, *, tokens: TokenService, hasher: PasswordHasher
-) -> TokenGrant:
+    db: Database, request: ClientCredentials, *, tokens: TokenService, hasher: PasswordHasher
+) -> PartnerGrant:
     """Check a partner's credentials and requested scope; sign an access token for it."""
     async with db.read() as connection:
         row = (
@@ -128,13 +156,15 @@ async def grant_client_credentials(
     else:
         beyond = [scope for scope in request.scopes if scope not in allowed]
         if beyond:
-            raise InvalidScope(f"Scope not allowed for this client: {' '.join(beyond)}")
+            raise ScopeNotAllowed(
+                f"Scope not allowed for this client: {' '.join(beyond)}", field="scope"
+            )
         granted = request.scopes
     access_token, expires_in = tokens.issue_partner_token(
         partner_id=row.id, scopes=granted, rate_tier=row.rate_tier
     )
-    return TokenGrant(access_token=access_token, expires_in=expires_in, scopes=granted)
+    return PartnerGrant(access_token=access_token, expires_in=expires_in, scopes=granted)
 
 
 def _name_taken(name: str) -> AlreadyExists:
-    return AlreadyExists(f"a partner named {name!r} already exists", field=["name"])
+    return AlreadyExists(f"a partner named {name!r} already exists", field="name")

@@ -9,9 +9,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import Database
+from app.platform.errors import AlreadyExists, DomainError, NotFound
 from app.services.catalog import rules
 from app.services.catalog.rules import UNCHANGED, Unchanged, categories
-from app.services.errors import AlreadyExists, DomainError, NotFound
 from app.services.seed import slugify
 
 SLUG_MAX = 120
@@ -30,15 +30,15 @@ async def create_category(
     position: int | None = None,
 ) -> Row[Any]:
     """Add a category (under `parent_id`, or as a root); the slug defaults to one made from the name."""
-    name = rules.text(name, field=["input", "name"], max_length=NAME_MAX)
+    name = rules.text(name, field="name", max_length=NAME_MAX)
     if description is not None:
         description = rules.text(
-            description, field=["input", "description"], max_length=DESCRIPTION_MAX, required=False
+            description, field="description", max_length=DESCRIPTION_MAX, required=False
         )
     try:
         async with db.engine.begin() as connection:
             if parent_id is not None:
-                await _existing(connection, parent_id, field=["input", "parentId"])
+                await _existing(connection, parent_id, field="parent_id")
             chosen = await _slug_for(connection, slug, name)
             if position is None:
                 position = await _next_position(connection, parent_id)
@@ -71,14 +71,14 @@ async def update_category(
     """Change a category; moving it under itself or one of its descendants is refused."""
     values: dict[str, Any] = {}
     if not isinstance(name, Unchanged):
-        values["name"] = rules.text(name, field=["input", "name"], max_length=NAME_MAX)
+        values["name"] = rules.text(name, field="name", max_length=NAME_MAX)
     if not isinstance(slug, Unchanged):
-        values["slug"] = rules.slug(slug, field=["input", "slug"], max_length=SLUG_MAX)
+        values["slug"] = rules.slug(slug, field="slug", max_length=SLUG_MAX)
     if not isinstance(description, Unchanged):
         values["description"] = (
             rules.text(
                 description,
-                field=["input", "description"],
+                field="description",
                 max_length=DESCRIPTION_MAX,
                 required=False,
             )
@@ -89,7 +89,7 @@ async def update_category(
         values["position"] = position
     try:
         async with db.engine.begin() as connection:
-            current = await _existing(connection, category_id, field=["id"])
+            current = await _existing(connection, category_id, field="category_id")
             if not isinstance(parent_id, Unchanged):
                 if parent_id is not None:
                     await _refuse_cycle(connection, category_id, parent_id)
@@ -109,7 +109,7 @@ async def update_category(
         raise _translated(error) from None
 
 
-async def _existing(connection: AsyncConnection, category_id: int, *, field: list[str]) -> Row[Any]:
+async def _existing(connection: AsyncConnection, category_id: int, *, field: str) -> Row[Any]:
     row = (
         await connection.execute(select(categories).where(categories.c.id == category_id))
     ).first()
@@ -120,7 +120,7 @@ async def _existing(connection: AsyncConnection, category_id: int, *, field: lis
 
 async def _refuse_cycle(connection: AsyncConnection, category_id: int, parent_id: int) -> None:
     # Walk up from the new parent: meeting the category itself would close a loop.
-    field = ["input", "parentId"]
+    field = "parent_id"
     await _existing(connection, parent_id, field=field)
     ancestor: int | None = parent_id
     for _ in range(MAX_DEPTH):
@@ -143,12 +143,12 @@ async def _refuse_taken_slug(connection: AsyncConnection, slug: str) -> None:
         await connection.execute(select(categories.c.id).where(categories.c.slug == slug))
     ).first()
     if taken is not None:
-        raise AlreadyExists("Another category has this slug", field=["input", "slug"])
+        raise AlreadyExists("Another category has this slug", field="slug")
 
 
 async def _slug_for(connection: AsyncConnection, slug: str | None, name: str) -> str:
     if slug is not None:
-        chosen = rules.slug(slug, field=["input", "slug"], max_length=SLUG_MAX)
+        chosen = rules.slug(slug, field="slug", max_length=SLUG_MAX)
         await _refuse_taken_slug(connection, chosen)
         return chosen
     return await rules.free_slug(
@@ -170,5 +170,5 @@ async def _next_position(connection: AsyncConnection, parent_id: int | None) -> 
 
 def _translated(error: IntegrityError) -> Exception:
     if rules.is_unique_violation(error):
-        return AlreadyExists("Another category has this slug", field=["input", "slug"])
+        return AlreadyExists("Another category has this slug", field="slug")
     return error

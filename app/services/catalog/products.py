@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import Database
 from app.models.base import utcnow
+from app.platform.errors import AlreadyExists, DomainError, NotFound
 from app.services.catalog import rules
 from app.services.catalog.rules import UNCHANGED, Unchanged, categories, images, products
-from app.services.errors import AlreadyExists, DomainError, NotFound
 from app.services.seed import slugify
 
 SLUG_MAX = 200
@@ -33,16 +33,16 @@ async def create_product(
     is_published: bool = False,
 ) -> Row[Any]:
     """Add a product without variants; the slug defaults to one made from the name."""
-    name = rules.text(name, field=["input", "name"], max_length=NAME_MAX)
+    name = rules.text(name, field="name", max_length=NAME_MAX)
     description = rules.text(
-        description, field=["input", "description"], max_length=DESCRIPTION_MAX, required=False
+        description, field="description", max_length=DESCRIPTION_MAX, required=False
     )
     try:
         async with db.engine.begin() as connection:
             if category_id is not None:
                 await _category_exists(connection, category_id)
             if slug is not None:
-                chosen = rules.slug(slug, field=["input", "slug"], max_length=SLUG_MAX)
+                chosen = rules.slug(slug, field="slug", max_length=SLUG_MAX)
                 await _refuse_taken_slug(connection, chosen)
             else:
                 chosen = await rules.free_slug(
@@ -83,18 +83,18 @@ async def update_product(
     """Change a product's own fields (publishing and unpublishing included)."""
     values: dict[str, Any] = {}
     if not isinstance(name, Unchanged):
-        values["name"] = rules.text(name, field=["input", "name"], max_length=NAME_MAX)
+        values["name"] = rules.text(name, field="name", max_length=NAME_MAX)
     if not isinstance(slug, Unchanged):
-        values["slug"] = rules.slug(slug, field=["input", "slug"], max_length=SLUG_MAX)
+        values["slug"] = rules.slug(slug, field="slug", max_length=SLUG_MAX)
     if not isinstance(description, Unchanged):
         values["description"] = rules.text(
-            description, field=["input", "description"], max_length=DESCRIPTION_MAX, required=False
+            description, field="description", max_length=DESCRIPTION_MAX, required=False
         )
     if not isinstance(is_published, Unchanged):
         values["is_published"] = is_published
     try:
         async with db.engine.begin() as connection:
-            current = await rules.lock_product(connection, product_id, field=["id"])
+            current = await rules.lock_product(connection, product_id, field="product_id")
             if not isinstance(category_id, Unchanged):
                 if category_id is not None:
                     await _category_exists(connection, category_id)
@@ -117,13 +117,13 @@ async def add_product_image(
     db: Database, *, product_id: int, url: str, alt: str = "", position: int | None = None
 ) -> Row[Any]:
     """Add an image to a product (at the end unless `position` is given); returns the product."""
-    url = rules.image_url(url, field=["input", "url"])
-    alt = rules.text(alt, field=["input", "alt"], max_length=ALT_MAX, required=False)
+    url = rules.image_url(url, field="url")
+    alt = rules.text(alt, field="alt", max_length=ALT_MAX, required=False)
     if position is not None and position < 0:
-        raise DomainError("The position must be 0 or more", field=["input", "position"])
+        raise DomainError("The position must be 0 or more", field="position")
     try:
         async with db.engine.begin() as connection:
-            await rules.lock_product(connection, product_id, field=["productId"])
+            await rules.lock_product(connection, product_id, field="product_id")
             of_product = images.c.product_id == product_id
             count, highest = (
                 await connection.execute(
@@ -131,34 +131,30 @@ async def add_product_image(
                 )
             ).one()
             if count >= MAX_IMAGES:
-                raise DomainError(
-                    f"A product can have at most {MAX_IMAGES} images", field=["input"]
-                )
+                raise DomainError(f"A product can have at most {MAX_IMAGES} images", field="images")
             if position is None:
                 position = 0 if highest is None else int(highest) + 1
             elif await _image_at(connection, product_id, position):
-                raise AlreadyExists("Another image has this position", field=["input", "position"])
+                raise AlreadyExists("Another image has this position", field="position")
             await connection.execute(
                 insert(images).values(product_id=product_id, url=url, alt=alt, position=position)
             )
             return await _touched(connection, product_id)
     except IntegrityError as error:
         if rules.is_unique_violation(error):
-            raise AlreadyExists(
-                "Another image has this position", field=["input", "position"]
-            ) from None
+            raise AlreadyExists("Another image has this position", field="position") from None
         raise
 
 
 async def remove_product_image(db: Database, *, product_id: int, position: int) -> Row[Any]:
     """Remove the image at `position` from a product; returns the product."""
     async with db.engine.begin() as connection:
-        await rules.lock_product(connection, product_id, field=["productId"])
+        await rules.lock_product(connection, product_id, field="product_id")
         result = await connection.execute(
             delete(images).where(images.c.product_id == product_id, images.c.position == position)
         )
         if result.rowcount == 0:
-            raise NotFound("The product has no image at this position", field=["position"])
+            raise NotFound("The product has no image at this position", field="position")
         return await _touched(connection, product_id)
 
 
@@ -182,16 +178,16 @@ async def _image_at(connection: AsyncConnection, product_id: int, position: int)
 async def _category_exists(connection: AsyncConnection, category_id: int) -> None:
     found = await connection.execute(select(categories.c.id).where(categories.c.id == category_id))
     if found.first() is None:
-        raise NotFound("No such category", field=["input", "categoryId"])
+        raise NotFound("No such category", field="category_id")
 
 
 async def _refuse_taken_slug(connection: AsyncConnection, slug: str) -> None:
     found = await connection.execute(select(products.c.id).where(products.c.slug == slug))
     if found.first() is not None:
-        raise AlreadyExists("Another product has this slug", field=["input", "slug"])
+        raise AlreadyExists("Another product has this slug", field="slug")
 
 
 def _translated(error: IntegrityError) -> Exception:
     if rules.is_unique_violation(error):
-        return AlreadyExists("Another product has this slug", field=["input", "slug"])
+        return AlreadyExists("Another product has this slug", field="slug")
     return error

@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import Database
 from app.models.base import utcnow
+from app.platform.errors import AlreadyExists, DomainError, NotFound, PermissionDenied
 from app.services.catalog import rules
 from app.services.catalog.rules import UNCHANGED, Unchanged, products, reviews
-from app.services.errors import AlreadyExists, DomainError, NotFound, PermissionDenied
 
 TITLE_MAX = 200
 BODY_MAX = 10_000
@@ -30,14 +30,14 @@ async def create_review(
 ) -> Row[Any]:
     """Add the author's review of a visible product and recompute its rating summary."""
     rating = _rating(rating)
-    title = rules.text(title, field=["input", "title"], max_length=TITLE_MAX)
-    body = rules.text(body, field=["input", "body"], max_length=BODY_MAX, required=False)
+    title = rules.text(title, field="title", max_length=TITLE_MAX)
+    body = rules.text(body, field="body", max_length=BODY_MAX, required=False)
     try:
         async with db.engine.begin() as connection:
             await rules.lock_product(
                 connection,
                 product_id,
-                field=["input", "productId"],
+                field="product_id",
                 visible_only=not include_unpublished,
             )
             mine = await connection.execute(
@@ -84,18 +84,16 @@ async def update_review(
     if not isinstance(rating, Unchanged):
         values["rating"] = _rating(rating)
     if not isinstance(title, Unchanged):
-        values["title"] = rules.text(title, field=["input", "title"], max_length=TITLE_MAX)
+        values["title"] = rules.text(title, field="title", max_length=TITLE_MAX)
     if not isinstance(body, Unchanged):
-        values["body"] = rules.text(
-            body, field=["input", "body"], max_length=BODY_MAX, required=False
-        )
+        values["body"] = rules.text(body, field="body", max_length=BODY_MAX, required=False)
     async with db.engine.begin() as connection:
         current = await _visible_review(connection, review_id, include_unpublished)
         if current.user_id != author_id:
-            raise PermissionDenied("Only the author may change this review", field=["id"])
+            raise PermissionDenied("Only the author may change this review", field="review_id")
         if not values:
             return current
-        await rules.lock_product(connection, current.product_id, field=["id"])
+        await rules.lock_product(connection, current.product_id, field="review_id")
         result = await connection.execute(
             update(reviews).where(reviews.c.id == review_id).values(**values).returning(*reviews.c)
         )
@@ -116,14 +114,16 @@ async def delete_review(
     async with db.engine.begin() as connection:
         current = await _visible_review(connection, review_id, include_unpublished=moderator)
         if current.user_id != viewer_id and not moderator:
-            raise PermissionDenied("Only the author or staff may delete this review", field=["id"])
-        await rules.lock_product(connection, current.product_id, field=["id"])
+            raise PermissionDenied(
+                "Only the author or staff may delete this review", field="review_id"
+            )
+        await rules.lock_product(connection, current.product_id, field="review_id")
         result = await connection.execute(
             delete(reviews).where(reviews.c.id == review_id).returning(*reviews.c)
         )
         row = result.first()
         if row is None:  # deleted by someone else in the meantime
-            raise NotFound("No such review", field=["id"])
+            raise NotFound("No such review", field="review_id")
         await rules.refresh_rating(connection, current.product_id, utcnow())
         return row
 
@@ -138,15 +138,15 @@ async def _visible_review(
     )
     row = (await connection.execute(stmt)).first()
     if row is None or not (row.is_published or include_unpublished):
-        raise NotFound("No such review", field=["id"])
+        raise NotFound("No such review", field="review_id")
     return row
 
 
 def _rating(rating: int) -> int:
     if not 1 <= rating <= 5:
-        raise DomainError("The rating must be from 1 to 5", field=["input", "rating"])
+        raise DomainError("The rating must be from 1 to 5", field="rating")
     return rating
 
 
 def _already_reviewed() -> AlreadyExists:
-    return AlreadyExists("You have already reviewed this product", field=["input", "productId"])
+    return AlreadyExists("You have already reviewed this product", field="product_id")

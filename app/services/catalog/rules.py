@@ -15,9 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.loaders.base import table_of
 from app.models import Category, Product, ProductImage, ProductVariant, Review
-from app.platform.errors import InvalidInput
+from app.platform.errors import DomainError, ErrorKind, InvalidInput, NotFound
 from app.platform.money import to_minor
-from app.services.errors import DomainError, ErrorKind, NotFound
 
 categories = table_of(Category)
 products = table_of(Product)
@@ -40,7 +39,7 @@ class Unchanged(Enum):
 UNCHANGED: Final = Unchanged.TOKEN
 
 
-def text(value: str, *, field: list[str], max_length: int, required: bool = True) -> str:
+def text(value: str, *, field: str, max_length: int, required: bool = True) -> str:
     """A trimmed text value within `max_length`; REQUIRED when empty and required."""
     trimmed = value.strip()
     if required and not trimmed:
@@ -50,7 +49,7 @@ def text(value: str, *, field: list[str], max_length: int, required: bool = True
     return trimmed
 
 
-def slug(value: str, *, field: list[str], max_length: int) -> str:
+def slug(value: str, *, field: str, max_length: int) -> str:
     """A valid slug: lower-case letters and digits in words joined by single hyphens."""
     value = value.strip()
     if not SLUG_PATTERN.fullmatch(value) or len(value) > max_length:
@@ -61,7 +60,7 @@ def slug(value: str, *, field: list[str], max_length: int) -> str:
     return value
 
 
-def sku(value: str, *, field: list[str]) -> str:
+def sku(value: str, *, field: str) -> str:
     """A valid SKU: letters, digits, '.', '_', '/', '-', at most 64 characters."""
     value = value.strip()
     if not SKU_PATTERN.fullmatch(value) or len(value) > 64:
@@ -72,15 +71,15 @@ def sku(value: str, *, field: list[str]) -> str:
     return value
 
 
-def price(amount: Decimal, currency: str, *, field: list[str]) -> int:
+def price(amount: Decimal, currency: str, *, field: str) -> int:
     """A price in minor units of the shop currency; INVALID when negative or too precise."""
     try:
-        return to_minor(amount, currency, field=".".join(field))
+        return to_minor(amount, currency, field=field)
     except InvalidInput as error:
-        raise DomainError(error.message, field=field) from None
+        raise InvalidInput(error.message, field=field) from None
 
 
-def attributes(value: Any, *, field: list[str]) -> dict[str, Any]:
+def attributes(value: Any, *, field: str) -> dict[str, Any]:
     """A flat JSON object of strings, numbers and booleans."""
     if not isinstance(value, dict):
         raise DomainError("Attributes must be a JSON object", field=field)
@@ -101,7 +100,7 @@ def attributes(value: Any, *, field: list[str]) -> dict[str, Any]:
     return dict(value)
 
 
-def image_url(value: str, *, field: list[str]) -> str:
+def image_url(value: str, *, field: str) -> str:
     """An absolute http(s) URL of at most 500 characters."""
     value = value.strip()
     parts = urlsplit(value)
@@ -131,7 +130,7 @@ def is_unique_violation(error: IntegrityError) -> bool:
 
 
 async def lock_product(
-    connection: AsyncConnection, product_id: int, *, field: list[str], visible_only: bool = False
+    connection: AsyncConnection, product_id: int, *, field: str, visible_only: bool = False
 ) -> Row[Any]:
     """The product row, locked until commit so derived columns are recomputed one writer at a time."""
     stmt = select(products).where(products.c.id == product_id).with_for_update()

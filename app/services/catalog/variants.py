@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import Database
 from app.models.base import utcnow
+from app.platform.errors import AlreadyExists, DomainError, ErrorKind, NotFound
 from app.services.catalog import rules
 from app.services.catalog.rules import UNCHANGED, Unchanged, variants
-from app.services.errors import AlreadyExists, DomainError, ErrorKind, NotFound
 
 NAME_MAX = 200
 MAX_STOCK = 2**31 - 1
@@ -31,20 +31,18 @@ async def create_variant(
     stock: int = 0,
 ) -> Row[Any]:
     """Add a variant at the end of a product's list and recompute the product's price range."""
-    sku = rules.sku(sku, field=["input", "sku"])
-    name = rules.text(name, field=["input", "name"], max_length=NAME_MAX)
-    price_minor = rules.price(price, currency, field=["input", "price"])
-    attrs = rules.attributes(
-        {} if attributes is None else attributes, field=["input", "attributes"]
-    )
-    _check_quantity(stock, field=["input", "stock"])
+    sku = rules.sku(sku, field="sku")
+    name = rules.text(name, field="name", max_length=NAME_MAX)
+    price_minor = rules.price(price, currency, field="price")
+    attrs = rules.attributes({} if attributes is None else attributes, field="attributes")
+    _check_quantity(stock, field="stock")
     try:
         async with db.engine.begin() as connection:
-            product = await rules.lock_product(connection, product_id, field=["productId"])
+            product = await rules.lock_product(connection, product_id, field="product_id")
             if product.currency != currency:
                 raise DomainError(
                     f"The product is priced in {product.currency}, not {currency}",
-                    field=["input", "price"],
+                    field="price",
                 )
             await _refuse_taken_sku(connection, sku)
             highest = (
@@ -86,18 +84,18 @@ async def update_variant(
     """Change a variant; a new price recomputes the product's price range."""
     values: dict[str, Any] = {}
     if not isinstance(sku, Unchanged):
-        values["sku"] = rules.sku(sku, field=["input", "sku"])
+        values["sku"] = rules.sku(sku, field="sku")
     if not isinstance(name, Unchanged):
-        values["name"] = rules.text(name, field=["input", "name"], max_length=NAME_MAX)
+        values["name"] = rules.text(name, field="name", max_length=NAME_MAX)
     if not isinstance(price, Unchanged):
-        values["price_minor"] = rules.price(price, currency, field=["input", "price"])
+        values["price_minor"] = rules.price(price, currency, field="price")
         values["currency"] = currency
     if not isinstance(attributes, Unchanged):
-        values["attributes"] = rules.attributes(attributes, field=["input", "attributes"])
+        values["attributes"] = rules.attributes(attributes, field="attributes")
     try:
         async with db.engine.begin() as connection:
             current = await _variant(connection, variant_id)
-            await rules.lock_product(connection, current.product_id, field=["id"])
+            await rules.lock_product(connection, current.product_id, field="variant_id")
             if "sku" in values and values["sku"] != current.sku:
                 await _refuse_taken_sku(connection, values["sku"])
             if not values:
@@ -117,7 +115,7 @@ async def update_variant(
 
 async def set_stock(db: Database, *, variant_id: int, quantity: int) -> Row[Any]:
     """Set a variant's stock to `quantity` (0 or more)."""
-    _check_quantity(quantity, field=["quantity"])
+    _check_quantity(quantity, field="quantity")
     async with db.engine.begin() as connection:
         result = await connection.execute(
             update(variants)
@@ -127,7 +125,7 @@ async def set_stock(db: Database, *, variant_id: int, quantity: int) -> Row[Any]
         )
         row = result.first()
         if row is None:
-            raise NotFound("No such variant", field=["variantId"])
+            raise NotFound("No such variant", field="variant_id")
         await rules.touch_product(connection, row.product_id, utcnow())
         return row
 
@@ -135,7 +133,7 @@ async def set_stock(db: Database, *, variant_id: int, quantity: int) -> Row[Any]
 async def adjust_stock(db: Database, *, variant_id: int, delta: int) -> Row[Any]:
     """Add `delta` (negative: remove) to a variant's stock; never below zero, also under concurrency."""
     if abs(delta) > MAX_STOCK:
-        raise DomainError("The adjustment is too large", field=["delta"])
+        raise DomainError("The adjustment is too large", field="delta")
     async with db.engine.begin() as connection:
         # One conditional UPDATE: the row lock makes concurrent adjustments queue, and each
         # re-checks the condition against the stock the previous one left.
@@ -149,39 +147,37 @@ async def adjust_stock(db: Database, *, variant_id: int, delta: int) -> Row[Any]
         )
         row = result.first()
         if row is None:
-            current = await _variant(connection, variant_id, field=["variantId"])
+            current = await _variant(connection, variant_id)
             if current.stock + delta < 0:
                 raise DomainError(
                     f"Only {current.stock} units are in stock",
-                    field=["delta"],
+                    field="delta",
                     kind=ErrorKind.OUT_OF_STOCK,
                 )
-            raise DomainError("The stock would be too large", field=["delta"])
+            raise DomainError("The stock would be too large", field="delta")
         await rules.touch_product(connection, row.product_id, utcnow())
         return row
 
 
-async def _variant(
-    connection: AsyncConnection, variant_id: int, *, field: list[str] | None = None
-) -> Row[Any]:
+async def _variant(connection: AsyncConnection, variant_id: int) -> Row[Any]:
     row = (await connection.execute(select(variants).where(variants.c.id == variant_id))).first()
     if row is None:
-        raise NotFound("No such variant", field=field or ["id"])
+        raise NotFound("No such variant", field="variant_id")
     return row
 
 
 async def _refuse_taken_sku(connection: AsyncConnection, sku: str) -> None:
     found = await connection.execute(select(variants.c.id).where(variants.c.sku == sku))
     if found.first() is not None:
-        raise AlreadyExists("Another variant has this SKU", field=["input", "sku"])
+        raise AlreadyExists("Another variant has this SKU", field="sku")
 
 
-def _check_quantity(quantity: int, *, field: list[str]) -> None:
+def _check_quantity(quantity: int, *, field: str) -> None:
     if not 0 <= quantity <= MAX_STOCK:
         raise DomainError("The quantity must be between 0 and 2147483647", field=field)
 
 
 def _translated(error: IntegrityError) -> Exception:
     if rules.is_unique_violation(error):
-        return AlreadyExists("Another variant has this SKU", field=["input", "sku"])
+        return AlreadyExists("Another variant has this SKU", field="sku")
     return error

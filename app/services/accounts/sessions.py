@@ -1,4 +1,4 @@
-"""Accounts: registration, sign-in sessions with rotating refresh tokens, profile and address book.
+"""Sign-in sessions: login, rotating refresh tokens, logout, password changes.
 
 A session is a family of refresh tokens. Each refresh token is opaque, stored as
 its SHA-256 digest and good for one use: using it spends it and issues the next
@@ -15,50 +15,25 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Row, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import Database
-from app.loaders.base import table_of
-from app.models import Address, RefreshToken, Role, User
+from app.models import Role
 from app.models.base import utcnow
-from app.platform.passwords import (
-    InvalidEmail,
-    normalize_email,
-    password_hasher,
-    password_problem,
-)
+from app.platform.errors import InvalidCredentials, Throttled
+from app.platform.passwords import InvalidEmail, normalize_email, password_hasher
 from app.platform.ratelimit import RateLimiter
 from app.platform.tokens import TokenService
-from app.services.errors import (
-    AlreadyExists,
-    DomainError,
-    ErrorKind,
-    InvalidCredentials,
-    NotFound,
-    Throttled,
-    WeakPassword,
-)
+from app.services.accounts import rules
+from app.services.accounts.rules import refresh_tokens, users
 from app.settings import Settings
-
-users = table_of(User)
-addresses = table_of(Address)
-refresh_tokens = table_of(RefreshToken)
-
-NAME_MAX = 200
-ADDRESS_LINE_MAX = 200
-CITY_MAX = 100
-POSTAL_CODE_MAX = 20
-MAX_ADDRESSES = 50
-COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
 
 # One message for an unknown email and a wrong password: the answer must not tell them apart.
 LOGIN_FAILED = "The email or password is incorrect"
@@ -75,18 +50,6 @@ class SignedIn:
     expires_in: int
 
 
-@dataclass(frozen=True, slots=True)
-class AddressFields:
-    """The fields of an address as the caller gave them (checked by the service)."""
-
-    full_name: str
-    line1: str
-    city: str
-    postal_code: str
-    country: str
-    line2: str | None = None
-
-
 def login_account_bucket(email: str) -> str:
     """Rate-limiter key counting failed sign-ins of one account (the email is hashed)."""
     return f"login:account:{hashlib.sha256(email.encode()).hexdigest()}"
@@ -99,55 +62,6 @@ def login_ip_bucket(client_ip: str) -> str:
 
 def _digest(refresh_token: str) -> str:
     return hashlib.sha256(refresh_token.encode()).hexdigest()
-
-
-def _text(value: str, *, field: list[str], max_length: int, required: bool = True) -> str:
-    text = value.strip()
-    if required and not text:
-        raise DomainError("Must not be empty", field=field, kind=ErrorKind.REQUIRED)
-    if len(text) > max_length:
-        raise DomainError(f"Must be at most {max_length} characters", field=field)
-    return text
-
-
-def _email(email: str, *, field: list[str]) -> str:
-    try:
-        return normalize_email(email)
-    except InvalidEmail as error:
-        raise DomainError(str(error), field=field) from None
-
-
-def _check_password(password: str, *, settings: Settings, field: list[str], **hints: str) -> None:
-    problem = password_problem(
-        password, min_length=settings.password_min_length, user_inputs=tuple(hints.values())
-    )
-    if problem is not None:
-        raise WeakPassword(problem, field=field)
-
-
-async def create_user(
-    db: Database, *, settings: Settings, email: str, password: str, full_name: str, role: Role
-) -> Row[Any]:
-    """Add a user with a checked email and password; AlreadyExists when the email is taken."""
-    email, full_name, password_hash = await _new_account(db, settings, email, password, full_name)
-    try:
-        async with db.engine.begin() as connection:
-            return await _insert_user(connection, email, full_name, role, password_hash)
-    except IntegrityError:
-        raise _email_taken_error() from None  # registered concurrently
-
-
-async def register(
-    db: Database, *, settings: Settings, email: str, password: str, full_name: str
-) -> SignedIn:
-    """Create a customer account and sign it in."""
-    email, full_name, password_hash = await _new_account(db, settings, email, password, full_name)
-    try:
-        async with db.engine.begin() as connection:
-            user = await _insert_user(connection, email, full_name, Role.CUSTOMER, password_hash)
-            return await _start_session(connection, settings, user)
-    except IntegrityError:
-        raise _email_taken_error() from None  # registered concurrently
 
 
 async def login(
@@ -185,7 +99,7 @@ async def login(
             await connection.execute(
                 update(users).where(users.c.id == user.id).values(password_hash=new_hash)
             )
-        return await _start_session(connection, settings, user)
+        return await start_session(connection, settings, user)
 
 
 async def refresh(db: Database, *, settings: Settings, refresh_token: str) -> SignedIn:
@@ -211,7 +125,7 @@ async def refresh(db: Database, *, settings: Settings, refresh_token: str) -> Si
             user = (
                 await connection.execute(select(users).where(users.c.id == claimed.user_id))
             ).one()
-            return await _start_session(connection, settings, user, family_id=claimed.family_id)
+            return await start_session(connection, settings, user, family_id=claimed.family_id)
         spent_family = (
             await connection.execute(
                 select(refresh_tokens.c.family_id).where(
@@ -224,7 +138,7 @@ async def refresh(db: Database, *, settings: Settings, refresh_token: str) -> Si
         if spent_family is not None:
             await _revoke(connection, refresh_tokens.c.family_id == spent_family)
     # Raised after the commit: the family stays revoked.
-    raise InvalidCredentials(REFRESH_FAILED, field=["refreshToken"])
+    raise InvalidCredentials(REFRESH_FAILED, field="refresh_token")
 
 
 async def logout(db: Database, *, refresh_token: str) -> bool:
@@ -255,11 +169,11 @@ async def change_password(
     client_ip: str,
 ) -> Row[Any]:
     """Replace the password after checking the current one; every other session ends."""
-    user = await _user(db, user_id)
-    _check_password(
+    user = await rules.user(db, user_id)
+    rules.check_password(
         new_password,
         settings=settings,
-        field=["input", "newPassword"],
+        field="new_password",
         email=user.email,
         name=user.full_name,
     )
@@ -268,9 +182,7 @@ async def change_password(
     await throttle.reserve()
     hasher = password_hasher(settings.password_hash_concurrency)
     if not (await hasher.verify(user.password_hash, current_password)).matches:
-        raise InvalidCredentials(
-            "The current password is incorrect", field=["input", "currentPassword"]
-        )
+        raise InvalidCredentials("The current password is incorrect", field="current_password")
     await throttle.release()
     new_hash = await hasher.hash(new_password)
     async with db.engine.begin() as connection:
@@ -283,77 +195,6 @@ async def change_password(
             refresh_tokens.c.family_id != (session_id or ""),
         )
     return user
-
-
-async def update_profile(db: Database, *, user_id: int, full_name: str) -> Row[Any]:
-    """Change the user's full name."""
-    full_name = _text(full_name, field=["input", "fullName"], max_length=NAME_MAX)
-    async with db.engine.begin() as connection:
-        row = (
-            await connection.execute(
-                update(users)
-                .where(users.c.id == user_id)
-                .values(full_name=full_name)
-                .returning(*users.c)
-            )
-        ).first()
-    if row is None:
-        raise NotFound("The account no longer exists")
-    return row
-
-
-async def add_address(db: Database, *, user_id: int, address: AddressFields) -> Row[Any]:
-    """Add an address to the user's address book."""
-    values = _address_values(address)
-    async with db.engine.begin() as connection:
-        count = (
-            await connection.execute(
-                select(func.count()).select_from(addresses).where(addresses.c.user_id == user_id)
-            )
-        ).scalar_one()
-        if count >= MAX_ADDRESSES:
-            raise DomainError(f"An address book holds at most {MAX_ADDRESSES} addresses")
-        return (
-            await connection.execute(
-                insert(addresses)
-                .values(user_id=user_id, created_at=utcnow(), **values)
-                .returning(*addresses.c)
-            )
-        ).one()
-
-
-async def update_address(
-    db: Database, *, user_id: int, address_id: int, address: AddressFields
-) -> Row[Any]:
-    """Replace the fields of one of the user's addresses; NotFound for anyone else's."""
-    values = _address_values(address)
-    async with db.engine.begin() as connection:
-        row = (
-            await connection.execute(
-                update(addresses)
-                .where(addresses.c.id == address_id, addresses.c.user_id == user_id)
-                .values(**values)
-                .returning(*addresses.c)
-            )
-        ).first()
-    if row is None:
-        raise _address_not_found()
-    return row
-
-
-async def remove_address(db: Database, *, user_id: int, address_id: int) -> Row[Any]:
-    """Delete one of the user's addresses and return it as it was; NotFound for anyone else's."""
-    async with db.engine.begin() as connection:
-        row = (
-            await connection.execute(
-                delete(addresses)
-                .where(addresses.c.id == address_id, addresses.c.user_id == user_id)
-                .returning(*addresses.c)
-            )
-        ).first()
-    if row is None:
-        raise _address_not_found()
-    return row
 
 
 class _LoginThrottle:
@@ -401,62 +242,7 @@ class _LoginThrottle:
         await self.limiter.give_back(key, 1, capacity=capacity, restore_rate=restore_rate)
 
 
-async def _new_account(
-    db: Database, settings: Settings, email: str, password: str, full_name: str
-) -> tuple[str, str, str]:
-    """Check what a new account needs; the normalized email and name, and the password hash."""
-    email = _email(email, field=["input", "email"])
-    full_name = _text(full_name, field=["input", "fullName"], max_length=NAME_MAX)
-    _check_password(
-        password, settings=settings, field=["input", "password"], email=email, name=full_name
-    )
-    if await _email_taken(db, email):
-        raise _email_taken_error()
-    password_hash = await password_hasher(settings.password_hash_concurrency).hash(password)
-    return email, full_name, password_hash
-
-
-async def _email_taken(db: Database, email: str) -> bool:
-    async with db.read() as connection:
-        found = await connection.execute(select(users.c.id).where(users.c.email == email))
-        return found.first() is not None
-
-
-def _email_taken_error() -> AlreadyExists:
-    return AlreadyExists("An account with this email already exists", field=["input", "email"])
-
-
-def _address_not_found() -> NotFound:
-    return NotFound("No such address in your address book", field=["id"])
-
-
-async def _user(db: Database, user_id: int) -> Row[Any]:
-    async with db.read() as connection:
-        user = (await connection.execute(select(users).where(users.c.id == user_id))).first()
-    if user is None:
-        raise NotFound("The account no longer exists")
-    return user
-
-
-async def _insert_user(
-    connection: AsyncConnection, email: str, full_name: str, role: Role, password_hash: str
-) -> Row[Any]:
-    return (
-        await connection.execute(
-            insert(users)
-            .values(
-                email=email,
-                full_name=full_name,
-                role=role,
-                password_hash=password_hash,
-                created_at=utcnow(),
-            )
-            .returning(*users.c)
-        )
-    ).one()
-
-
-async def _start_session(
+async def start_session(
     connection: AsyncConnection, settings: Settings, user: Row[Any], *, family_id: str | None = None
 ) -> SignedIn:
     """Store a new refresh token (of a new family unless given) and sign an access token."""
@@ -486,24 +272,3 @@ async def _revoke(connection: AsyncConnection, *conditions: Any) -> None:
         .where(refresh_tokens.c.revoked_at.is_(None), *conditions)
         .values(revoked_at=utcnow())
     )
-
-
-def _address_values(address: AddressFields) -> dict[str, Any]:
-    country = address.country.strip().upper()
-    if not COUNTRY_CODE.match(country):
-        raise DomainError(
-            "Use the two-letter ISO 3166 country code, e.g. DE", field=["input", "country"]
-        )
-    line2 = _text(
-        address.line2 or "", field=["input", "line2"], max_length=ADDRESS_LINE_MAX, required=False
-    )
-    return {
-        "full_name": _text(address.full_name, field=["input", "fullName"], max_length=NAME_MAX),
-        "line1": _text(address.line1, field=["input", "line1"], max_length=ADDRESS_LINE_MAX),
-        "line2": line2 or None,
-        "city": _text(address.city, field=["input", "city"], max_length=CITY_MAX),
-        "postal_code": _text(
-            address.postal_code, field=["input", "postalCode"], max_length=POSTAL_CODE_MAX
-        ),
-        "country": country,
-    }

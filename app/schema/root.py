@@ -1,0 +1,20 @@
+"""The root types: Query and Mutation, made of the root fields in app/resolvers."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.resolvers.accounts import AccountMutation, AccountQuery
+from app.resolvers.catalog import CatalogQuery
+from app.resolvers.catalog_admin import CatalogAdminMutation, ReviewMutation
+from app.resolvers.node import NodeQuery
+
+
+@strawberry.type(description="Everything clients can read.")
+class Query(NodeQuery, CatalogQuery, AccountQuery):
+    """The root query type."""
+
+
+@strawberry.type(description="Everything clients can change.")
+class Mutation(AccountMutation, CatalogAdminMutation, ReviewMutation):
+    """The root mutation type."""
