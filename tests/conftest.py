@@ -155,9 +155,13 @@ async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 class GraphQLClient:
     """Sends GraphQL documents over HTTP and hands back the decoded response."""
 
+    # What GraphQL-over-HTTP clients send: the GraphQL media type first (400 for requests
+    # that fail before execution), application/json as a fallback.
+    ACCEPT = "application/graphql-response+json, application/json;q=0.9"
+
     def __init__(self, http: httpx.AsyncClient, headers: dict[str, str] | None = None) -> None:
         self.http = http
-        self.headers = headers or {}
+        self.headers = {"accept": self.ACCEPT, **(headers or {})}
 
     async def post(
         self, query: str, variables: dict[str, Any] | None = None, **kwargs: Any
