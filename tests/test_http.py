@@ -411,6 +411,25 @@ async def test_a_request_id_is_generated_when_none_usable_is_given(
     assert re.fullmatch(r"[0-9a-f]{32}", generated)
 
 
+# --- admission order ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", [UNKNOWN_FIELD, PARSE_ERROR, MUTATION], ids=str)
+async def test_a_bad_credential_is_refused_before_the_document_is_looked_at(
+    app_client: httpx.AsyncClient, query: str
+) -> None:
+    # Authentication is the pipeline's first step: the document's own problems come after.
+    response = await app_client.get(
+        "/graphql",
+        params={"query": query},
+        headers={"authorization": "Bearer not-a-token", "accept": GRAPHQL_RESPONSE},
+    )
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert _error_codes(response) == ["UNAUTHENTICATED"]
+
+
 # --- debug data and error masking -----------------------------------------------------------
 
 

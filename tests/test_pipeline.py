@@ -198,7 +198,11 @@ async def test_cancelling_a_request_still_cancels_it(served_steps: list[Step]) -
     waiting = Waiting()
     pipeline = _inserted(served_steps, "Execute", waiting)
     task = asyncio.create_task(pipeline.run(_state(PRODUCT_NAMES)))
-    await waiting.reached.wait()
+    reached = asyncio.create_task(waiting.reached.wait())
+    # (should the request end before it gets there, the test fails instead of waiting forever)
+    await asyncio.wait([task, reached], return_when=asyncio.FIRST_COMPLETED)
+    reached.cancel()
+    assert not task.done(), task.result()
 
     task.cancel()
 
