@@ -4,14 +4,15 @@ A transport (HTTP today; WebSocket/SSE later) reads a request into `GraphQLParam
 a `RequestState` and hands it to `Pipeline.run`, which returns an `Outcome`: the response
 body and how the request ended. In between, each step does one thing and knows no other:
 
-    authenticate -> limits and cost -> rate limit -> refund -> execute under timeout
+    authenticate -> limits and cost -> rate limit -> execute under timeout -> refund -> respond
 
 A step is an object with `async def __call__(self, state, call_next)`; it reads what
 earlier steps put on the state, adds its own, and either calls `call_next(state)` or
-stops the request by setting `state.refusal` or `state.errors`. A step that has work
-after the rest (refund) does it when `call_next` returns. `respond` then turns the state
-into the body. New steps (persisted documents before limits and cost, a response cache
-before execution) are one more object in the list that `app/main.py` builds.
+stops the request by setting `state.refusal` or `state.errors`. Work that comes after
+execution is done when `call_next` returns: so `Refund` stands before `Execute` in the
+list (`app/main.py` builds it) and gives points back once execution is over. `respond`
+then turns the state into the body. New steps (persisted documents before limits and
+cost, a response cache before execution) are one more object in that list.
 
 The chain is linked once, at start-up: a request allocates its state and nothing else.
 """
