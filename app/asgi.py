@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+
 from app.main import create_app
 from app.platform.logging import configure_logging
 from app.platform.runtime import tune_garbage_collector
-from app.settings import Environment, load_settings
+from app.settings import Environment, SettingsError, load_settings
 
-settings = load_settings()
+try:
+    settings = load_settings()
+except SettingsError as error:
+    # Run by uvicorn directly (not through `shopgraph serve`): one line, not a traceback.
+    sys.stderr.write(f"error: {error}\n")
+    raise SystemExit(2) from None
 configure_logging(level=settings.log_level, json_lines=settings.env is Environment.PRODUCTION)
 app = create_app(settings)
 tune_garbage_collector()

@@ -6,7 +6,9 @@ Every command exits non-zero with one clear line on stderr when input or configu
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import socket
 import sys
 import time
 from enum import StrEnum
@@ -57,13 +59,19 @@ def serve(
         await db.dispose()
 
     asyncio.run(ready())
+    _check_can_listen(settings.host, settings.port)
     # Become uvicorn: the serving process then holds only what serving needs (not the
     # CLI, alembic and the checks: ~10 MB per worker), and keeps this process id.
+    # -P and --app-dir: `app` is imported from where this package lives, never from an
+    # `app/` folder in the working directory.
     argv = [
         sys.executable,
+        "-P",
         "-m",
         "uvicorn",
         "app.asgi:app",
+        "--app-dir",
+        str(Path(__file__).resolve().parent.parent),
         "--host",
         settings.host,
         "--port",
@@ -78,6 +86,33 @@ def serve(
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, argv)
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Bind host:port once as uvicorn will (SO_REUSEADDR), so a busy port is one clear line."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise CommandError(
+            f"cannot listen on {host} ({error.strerror}): pass --host or set SHOPGRAPH_HOST"
+        ) from None
+    for family, kind, protocol, _, address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                # As asyncio's create_server: an IPv6 socket does not also claim IPv4.
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    raise CommandError(
+                        f"port {port} on {host} is in use: pass --port or set SHOPGRAPH_PORT"
+                    ) from None
+                raise CommandError(
+                    f"cannot listen on port {port} of {host} ({error.strerror}): "
+                    "pass --host/--port or set SHOPGRAPH_HOST/SHOPGRAPH_PORT"
+                ) from None
 
 
 @cli.command()

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
+import json
+import math
+import os
+import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./shopgraph.db"
 DEVELOPMENT_SECRET_KEY = "dev-insecure-secret-key-change-me"
 MIN_SECRET_KEY_LENGTH = 32
+ENV_PREFIX = "SHOPGRAPH_"
+# Variables of the test suite share the prefix but are no settings.
+NOT_SETTINGS_PREFIX = "SHOPGRAPH_TEST_"
+MAX_TIER_CAPACITY = 10_000_000
+MAX_TIER_RESTORE_RATE = 1_000_000
+HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*$")
+ORIGIN = re.compile(r"^https?://[^/?#\s]+$")
+TIER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class Environment(StrEnum):
@@ -27,12 +41,12 @@ class SettingsError(Exception):
 class Settings(BaseSettings):
     """Every knob of shopgraph, with types, defaults and validation."""
 
-    model_config = SettingsConfigDict(env_prefix="SHOPGRAPH_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     env: Environment = Environment.DEVELOPMENT
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
-    secret_key: str = DEVELOPMENT_SECRET_KEY
+    secret_key: Annotated[str, Field(min_length=1)] = DEVELOPMENT_SECRET_KEY
     debug: bool | None = Field(
         default=None,
         description="Add extensions.debug to responses; defaults to on in development only.",
@@ -53,10 +67,12 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: Annotated[int, Field(ge=30, le=86_400)] = 900
     refresh_token_ttl_days: Annotated[int, Field(ge=1, le=365)] = 30
     partner_token_ttl_seconds: Annotated[int, Field(ge=30, le=86_400)] = 900
-    jwt_keys: dict[str, str] | None = Field(
+    # NoDecode: list and dict settings take plain text as well as JSON (the validators parse).
+    jwt_keys: Annotated[dict[str, str] | None, NoDecode] = Field(
         default=None,
-        description="JSON object kid -> signing secret; every key verifies, the active one signs. "
-        "Unset: one key derived from SECRET_KEY.",
+        description="kid -> signing secret, as `kid:secret,kid2:secret2` or a JSON object "
+        '(`{"kid": "secret"}`, needed when a secret contains a comma); every key verifies, '
+        "the active one signs. Unset or empty: one key derived from SECRET_KEY.",
     )
     jwt_active_kid: str | None = None
     password_min_length: Annotated[int, Field(ge=8, le=128)] = 10
@@ -79,9 +95,13 @@ class Settings(BaseSettings):
     # Rate limits: a leaky bucket of cost points per caller
     rate_limit_capacity: Annotated[int, Field(ge=1, le=10_000_000)] = 1000
     rate_limit_restore_rate: Annotated[float, Field(gt=0, le=1_000_000)] = 50.0
-    partner_tiers: dict[str, tuple[int, float]] = Field(
+    partner_tiers: Annotated[dict[str, tuple[int, float]], NoDecode] = Field(
         default={"standard": (1000, 50.0), "premium": (5000, 250.0)},
-        description="JSON object tier -> [capacity, restore per second] for partners.",
+        description="Partner rate-limit tiers, tier -> capacity and restore per second, as "
+        "`standard:1000/50,premium:5000/250` or a JSON object "
+        '(`{"standard": [1000, 50], "premium": [5000, 250]}`). Capacity is a whole number '
+        f"from 1 to {MAX_TIER_CAPACITY}, the restore rate a number above 0 up to "
+        f"{MAX_TIER_RESTORE_RATE}; at least one tier.",
     )
     rate_limit_key_prefix: Annotated[str, Field(min_length=1, max_length=100)] = "shopgraph:rl:v1:"
     rate_limit_enabled: bool = Field(
@@ -91,7 +111,57 @@ class Settings(BaseSettings):
     )
 
     # HTTP
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins allowed to call from a browser, as "
+        "`http://localhost:3000,https://shop.example` or a JSON list; each is "
+        "scheme://host[:port] (a trailing / is dropped) or `*`. Empty: no CORS headers.",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: object) -> object:
+        return [_origin(item) for item in _as_list(value)]
+
+    @field_validator("jwt_keys", mode="before")
+    @classmethod
+    def _parse_jwt_keys(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        keys = _as_mapping(value, entry="kid:secret", example="kid1:secret1,kid2:secret2")
+        for kid, secret in keys.items():
+            if not kid or not isinstance(secret, str) or not secret:
+                # Never echo a secret: name the key id only.
+                raise ValueError(f"key {kid!r} needs a non-empty kid and secret")
+        return keys
+
+    @field_validator("partner_tiers", mode="before")
+    @classmethod
+    def _parse_partner_tiers(cls, value: object) -> object:
+        tiers = _as_mapping(
+            value,
+            entry="tier:capacity/restore_per_second",
+            example="standard:1000/50,premium:5000/250",
+            echo=True,
+        )
+        if not tiers:
+            raise ValueError("needs at least one tier, e.g. standard:1000/50")
+        return {name: _tier(name, spec) for name, spec in tiers.items()}
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("host")
+    @classmethod
+    def _host_name_or_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not HOSTNAME.match(value) or len(value) > 253:
+                raise ValueError(f"{value!r} is neither an IP address nor a host name") from None
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -168,16 +238,122 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment; raise SettingsError with one line naming the setting."""
+    _refuse_unknown_variables()
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        error = exc.errors()[0]
-        location = ".".join(str(part) for part in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        if location:
-            return _raise(f"SHOPGRAPH_{location.upper()}: {message}")
-        return _raise(message)
+        raise SettingsError(_one_line(exc)) from None
 
 
-def _raise(message: str) -> Settings:
-    raise SettingsError(message)
+def _one_line(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    message = " ".join(error["msg"].removeprefix("Value error, ").split())
+    if not error["loc"]:
+        return message  # model-level checks name their settings themselves
+    name, *inside = (str(part) for part in error["loc"])
+    where = f"{'.'.join(inside)}: " if inside else ""
+    return f"{ENV_PREFIX}{name.upper()}: {where}{message}"
+
+
+def _refuse_unknown_variables() -> None:
+    # pydantic-settings ignores variables it does not know: a misspelled setting would
+    # silently keep its default.
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    for variable in sorted(os.environ):
+        if (
+            variable.startswith(ENV_PREFIX)
+            and not variable.startswith(NOT_SETTINGS_PREFIX)
+            and variable not in known
+        ):
+            close = difflib.get_close_matches(variable, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise SettingsError(f"{variable}: not a shopgraph setting{hint}")
+
+
+def _as_list(value: object) -> list[Any]:
+    """A list setting from a list, a JSON list or comma-separated text."""
+    if not isinstance(value, str):
+        if not isinstance(value, list | tuple):
+            raise ValueError("must be a list")
+        return list(value)
+    text = value.strip()
+    if text.startswith("["):
+        parsed = _json(text)
+        if not isinstance(parsed, list):
+            raise ValueError("must be a JSON list")
+        return parsed
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _as_mapping(value: object, *, entry: str, example: str, echo: bool = False) -> dict[str, Any]:
+    """A dict setting from a dict, a JSON object or `key:value,key2:value2` text."""
+    if isinstance(value, dict):
+        return {str(key): item for key, item in value.items()}
+    if not isinstance(value, str):
+        raise ValueError(f"must be text like {example} or a JSON object")
+    text = value.strip()
+    if text.startswith("{"):
+        parsed = _json(text)
+        if not isinstance(parsed, dict):
+            raise ValueError("must be a JSON object")
+        return parsed
+    mapping: dict[str, Any] = {}
+    for number, part in enumerate((part for part in text.split(",") if part.strip()), 1):
+        key, colon, item = part.partition(":")
+        if not colon or not key.strip():
+            # Secrets are never echoed: such entries are named by position.
+            shown = repr(part.strip()) if echo else f"entry {number}"
+            raise ValueError(f"{shown} is not {entry}; expected e.g. {example} or a JSON object")
+        mapping[key.strip()] = item.strip()
+    return mapping
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"is not valid JSON ({error.msg} at character {error.pos})") from None
+
+
+def _origin(item: object) -> str:
+    if not isinstance(item, str):
+        raise ValueError(f"{item!r} is not an origin")
+    origin = item.strip().removesuffix("/")
+    if origin != "*" and not ORIGIN.match(origin):
+        raise ValueError(
+            f"{item!r} is not an origin: scheme://host[:port], e.g. http://localhost:3000"
+        )
+    return origin
+
+
+def _tier(name: str, spec: object) -> tuple[int, float]:
+    """capacity and restore rate of one tier, from `capacity/rate` text or a [capacity, rate] pair."""
+    if not TIER_NAME.match(name):
+        raise ValueError(f"tier name {name!r} may hold only letters, digits, '_', '-' and '.'")
+    usage = f"tier {name!r} needs capacity/restore_per_second, e.g. {name}:1000/50"
+    if isinstance(spec, str):
+        capacity_text, slash, rate_text = spec.partition("/")
+        if not slash:
+            raise ValueError(usage)
+        try:
+            capacity, rate = int(capacity_text.strip()), float(rate_text.strip())
+        except ValueError:
+            raise ValueError(usage) from None
+    elif (
+        isinstance(spec, list | tuple)
+        and len(spec) == 2
+        and all(isinstance(part, int | float) and not isinstance(part, bool) for part in spec)
+    ):
+        if spec[0] != int(spec[0]):
+            raise ValueError(f"tier {name!r}: capacity must be a whole number")
+        capacity, rate = int(spec[0]), float(spec[1])
+    else:
+        raise ValueError(usage)
+    if not 1 <= capacity <= MAX_TIER_CAPACITY:
+        raise ValueError(f"tier {name!r}: capacity must be from 1 to {MAX_TIER_CAPACITY}")
+    # A restore rate of 0 would never refill the bucket (and divides by zero in Retry-After).
+    if not (math.isfinite(rate) and 0 < rate <= MAX_TIER_RESTORE_RATE):
+        raise ValueError(
+            f"tier {name!r}: restore rate must be above 0 and at most {MAX_TIER_RESTORE_RATE}"
+        )
+    return capacity, rate

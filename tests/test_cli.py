@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from app.cli import main
 from app.schema import build_schema
+from app.settings import Settings
 
 SHOPGRAPH = Path(sys.executable).parent / "shopgraph"
 UNREACHABLE_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:1/x"
@@ -113,6 +117,109 @@ def test_bad_settings_exit_with_one_line_naming_the_setting(
 
     _assert_one_error_line(run, f"error: {named}")
     assert run.returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"cors_origins": "localhost:3000"}, "SHOPGRAPH_CORS_ORIGINS"),
+        ({"partner_tiers": "premium"}, "SHOPGRAPH_PARTNER_TIERS"),
+        ({"partner_tiers": "premium:5000/0"}, "SHOPGRAPH_PARTNER_TIERS"),
+        ({"jwt_keys": "not-a-pair"}, "SHOPGRAPH_JWT_KEYS"),
+        ({"cors_origin": "http://localhost:3000"}, "SHOPGRAPH_CORS_ORIGIN"),
+    ],
+    ids=[
+        "origin-without-scheme",
+        "tier-name-only",
+        "tier-restore-rate-0",
+        "jwt-keys",
+        "misspelled",
+    ],
+)
+def test_serve_refuses_bad_list_and_dict_settings_in_one_line(
+    shopgraph: Shopgraph, settings: dict[str, str], named: str
+) -> None:
+    run = shopgraph("serve", **settings)
+
+    _assert_one_error_line(run, f"error: {named}: ")
+    assert run.returncode == 2
+
+
+def test_list_settings_given_as_plain_text_are_accepted(shopgraph: Shopgraph) -> None:
+    run = shopgraph(
+        "migrate",
+        cors_origins="http://localhost:3000,http://127.0.0.1:5173",
+        partner_tiers="standard:1000/50,premium:5000/250",
+        jwt_keys="2026:" + "k" * 40,
+    )
+
+    assert run.returncode == 0, run.stderr
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line(shopgraph: Shopgraph) -> None:
+    assert shopgraph("migrate").returncode == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        run = shopgraph("serve", "--port", str(port))
+
+    line = _assert_one_error_line(run, f"error: port {port} on 127.0.0.1 is in use")
+    assert "--port" in line
+    assert "SHOPGRAPH_PORT" in line
+    assert "Uvicorn running" not in run.stdout + run.stderr
+
+
+def test_serve_on_an_address_it_cannot_bind_says_so_in_one_line(shopgraph: Shopgraph) -> None:
+    assert shopgraph("migrate").returncode == 0
+
+    # TEST-NET-1 (RFC 5737): never assigned to this machine.
+    run = shopgraph("serve", "--host", "192.0.2.1", "--port", "8000")
+
+    line = _assert_one_error_line(run, "error: cannot listen on port 8000 of 192.0.2.1")
+    assert "SHOPGRAPH_HOST" in line
+
+
+# A value no setting accepts; "x" unless "x" is a valid value of that setting.
+NONSENSE: dict[str, str] = {name: "x" for name in Settings.model_fields} | {
+    "secret_key": "",
+    "host": "not a host",
+    "rate_limit_key_prefix": "",
+}
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.MonkeyPatch]:
+    """Only the SHOPGRAPH_* variables a test sets, with an embedded database in tmp."""
+    for name in [name for name in os.environ if name.startswith("SHOPGRAPH_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SHOPGRAPH_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    yield monkeypatch
+
+
+@pytest.mark.parametrize(("field", "value"), sorted(NONSENSE.items()), ids=sorted(NONSENSE))
+def test_every_setting_with_a_nonsense_value_stops_start_up_in_one_line(
+    environment: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    field: str,
+    value: str,
+) -> None:
+    # In process, through the console script's entry point: one interpreter start per
+    # setting would cost a second each.
+    variable = f"SHOPGRAPH_{field.upper()}"
+    environment.setenv(variable, value)
+    environment.setattr(sys, "argv", ["shopgraph", "migrate"])
+
+    with pytest.raises(SystemExit) as exited:
+        main()
+
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert exited.value.code == 2, captured
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"error: {variable}: "), lines[0]
+    assert "newest migration" not in captured.out
 
 
 @pytest.mark.parametrize("command", ["seed", "migrate"])

@@ -385,6 +385,30 @@ async def test_a_lost_connection_raises_and_the_next_read_reconnects(postgres: B
         await db.dispose()
 
 
+async def test_a_lost_connection_also_retires_the_older_pooled_ones(postgres: Backend) -> None:
+    # A restarted server dropped them all: as on SQLAlchemy's path, none is handed out again.
+    db = Database.from_settings(postgres.settings(db_pool_size=2))
+    assert db.fast_reads is not None
+    stmt = select(func.pg_backend_pid().label("pid"))
+    try:
+        async with db.read_engine.connect() as first, db.read_engine.connect() as second:
+            pids = {(await connection.execute(stmt)).scalar_one() for connection in (first, second)}
+        await _terminate(postgres.database_url, min(pids))
+        for _ in range(len(pids)):  # until the read lands on the lost connection
+            try:
+                await db.fast_reads.fetch(stmt)
+            except Exception:  # whatever asyncpg reports
+                break
+        else:
+            pytest.fail("no read used the terminated connection")
+
+        after = {(await db.fast_reads.fetch(stmt))[0].pid for _ in range(len(pids))}
+
+        assert after.isdisjoint(pids)
+    finally:
+        await db.dispose()
+
+
 async def test_a_cancelled_read_gives_its_connection_back(pg_db: Database) -> None:
     assert pg_db.fast_reads is not None
     slow = select(func.pg_sleep(5).label("slept"))

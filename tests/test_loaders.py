@@ -68,3 +68,27 @@ async def test_no_failure_is_left_unread() -> None:
     gc.collect()
 
     assert reports == []
+
+
+async def test_cancelling_one_caller_leaves_the_shared_load_to_the_others() -> None:
+    # given two callers waiting on the same key (DataLoader caches one future per key)
+    release = asyncio.Event()
+
+    class SlowLoader(BatchLoader[int, int]):
+        async def load_batch(self, keys: list[int]) -> list[int]:
+            await release.wait()
+            return [key * 10 for key in keys]
+
+    loader = SlowLoader(None)  # type: ignore[arg-type]  # never reads the database
+    cancelled = asyncio.ensure_future(loader.load(4))
+    waiting = asyncio.ensure_future(loader.load(4))
+    await asyncio.sleep(0)
+
+    # when one of them is cancelled (graphql-core cancels the siblings of a failed field)
+    cancelled.cancel()
+    await asyncio.sleep(0)
+    release.set()
+
+    # then the other still gets its value
+    assert await waiting == 40
+    assert cancelled.cancelled()

@@ -10,6 +10,7 @@ from app.settings import (
     DEVELOPMENT_SECRET_KEY,
     MIN_SECRET_KEY_LENGTH,
     Environment,
+    Settings,
     SettingsError,
     load_settings,
 )
@@ -132,3 +133,187 @@ def test_the_embedded_database_is_the_default() -> None:
     assert settings.is_sqlite
     assert settings.database_url == "sqlite+aiosqlite:///./shopgraph.db"
     assert settings.redis_url is None
+
+
+def _from_environment(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> Settings:
+    monkeypatch.setenv(variable, value)
+    return load_settings()
+
+
+def _refusal(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> str:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    message = str(refused.value)
+    assert message.startswith(f"{variable}: "), message
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("value", "origins"),
+    [
+        ("http://localhost:3000", ["http://localhost:3000"]),
+        ("http://a,http://b", ["http://a", "http://b"]),
+        (" http://a/ , https://b.example:8443 ,", ["http://a", "https://b.example:8443"]),
+        ('["http://a"]', ["http://a"]),
+        ('  ["http://a", "https://b"]  ', ["http://a", "https://b"]),
+        ("*", ["*"]),
+        ("", []),
+        ("[]", []),
+    ],
+)
+def test_cors_origins_read_as_text_or_json(
+    monkeypatch: pytest.MonkeyPatch, value: str, origins: list[str]
+) -> None:
+    assert _from_environment(monkeypatch, "SHOPGRAPH_CORS_ORIGINS", value).cors_origins == origins
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["localhost:3000", "http://a/path", "ftp://a", "http://a,b", '["http://a"', "[1]", '{"a": 1}'],
+)
+def test_a_bad_cors_origin_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    _refusal(monkeypatch, "SHOPGRAPH_CORS_ORIGINS", value)
+
+
+def test_a_cors_origin_without_scheme_says_what_an_origin_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    message = _refusal(monkeypatch, "SHOPGRAPH_CORS_ORIGINS", "localhost:3000")
+
+    assert "'localhost:3000' is not an origin" in message
+    assert "http://localhost:3000" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "tiers"),
+    [
+        ("premium:5000/250,basic:1000/50", {"premium": (5000, 250.0), "basic": (1000, 50.0)}),
+        (" premium : 5000 / 0.5 ", {"premium": (5000, 0.5)}),
+        ('{"premium": [5000, 250]}', {"premium": (5000, 250.0)}),
+        ('{"premium": "5000/250", "b": [1, 0.25]}', {"premium": (5000, 250.0), "b": (1, 0.25)}),
+    ],
+)
+def test_partner_tiers_read_as_text_or_json(
+    monkeypatch: pytest.MonkeyPatch, value: str, tiers: dict[str, tuple[int, float]]
+) -> None:
+    settings = _from_environment(monkeypatch, "SHOPGRAPH_PARTNER_TIERS", value)
+
+    assert settings.partner_tiers == tiers
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "premium",
+        "premium:5000",
+        "premium:x/1",
+        "premium:5000/x",
+        "premium:5.5/1",
+        "premium:5000/250,basic",
+        "bad name:1/1",
+        "",
+        "{}",
+        '{"premium": [5000]}',
+        '{"premium": [true, 1]}',
+        '{"premium": [1.5, 1]}',
+        '{"premium": null}',
+        '{"premium": [5000, 250]',
+        "[1]",
+    ],
+)
+def test_a_malformed_partner_tier_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    _refusal(monkeypatch, "SHOPGRAPH_PARTNER_TIERS", value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "premium:5000/0",
+        "premium:5000/-1",
+        "premium:0/250",
+        "premium:-5/250",
+        "premium:5000/nan",
+        "premium:5000/inf",
+        "premium:10000001/1",
+        '{"premium": [5000, 0]}',
+        '{"premium": [0, 250]}',
+    ],
+)
+def test_a_partner_tier_that_cannot_refill_or_hold_points_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    message = _refusal(monkeypatch, "SHOPGRAPH_PARTNER_TIERS", value)
+
+    assert "tier 'premium'" in message
+
+
+def test_a_bare_tier_name_is_shown_with_the_expected_format(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    message = _refusal(monkeypatch, "SHOPGRAPH_PARTNER_TIERS", "premium")
+
+    assert "'premium' is not tier:capacity/restore_per_second" in message
+
+
+def test_partner_tiers_given_in_code_are_validated_too() -> None:
+    assert load_settings(partner_tiers={"a": (10, 1.0)}).partner_tiers == {"a": (10, 1.0)}
+    with pytest.raises(SettingsError, match=r"^SHOPGRAPH_PARTNER_TIERS: tier 'a': restore"):
+        load_settings(partner_tiers={"a": (10, 0.0)})
+
+
+@pytest.mark.parametrize(
+    ("value", "keys"),
+    [
+        ("k1:s1,k2:s2", {"k1": "s1", "k2": "s2"}),
+        ("k1:with:colons", {"k1": "with:colons"}),
+        ('{"k1": "s,1"}', {"k1": "s,1"}),
+        ("", None),
+    ],
+)
+def test_jwt_keys_read_as_text_or_json(
+    monkeypatch: pytest.MonkeyPatch, value: str, keys: dict[str, str] | None
+) -> None:
+    assert _from_environment(monkeypatch, "SHOPGRAPH_JWT_KEYS", value).jwt_keys == keys
+
+
+@pytest.mark.parametrize("value", ["secret", "k1:", ":s1", '{"k1": 1}', '{"k1": ""}', '{"k1"'])
+def test_malformed_jwt_keys_are_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    _refusal(monkeypatch, "SHOPGRAPH_JWT_KEYS", value)
+
+
+def test_a_refused_jwt_key_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A secret with a comma, written as text: its tail looks like an entry without a kid.
+    message = _refusal(monkeypatch, "SHOPGRAPH_JWT_KEYS", "k1:first-half,second-half")
+
+    assert "half" not in message
+    assert "entry 2" in message
+
+
+def test_a_misspelled_variable_is_refused_with_a_suggestion(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    message = _refusal(monkeypatch, "SHOPGRAPH_CORS_ORIGIN", "http://localhost:3000")
+
+    assert message.endswith("did you mean SHOPGRAPH_CORS_ORIGINS?"), message
+
+
+def test_variables_of_the_test_suite_are_not_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOPGRAPH_TEST_ANYTHING", "1")
+
+    assert load_settings().port == 8000
+
+
+def test_the_log_level_is_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _from_environment(monkeypatch, "SHOPGRAPH_LOG_LEVEL", "debug").log_level == "DEBUG"
+
+
+@pytest.mark.parametrize("value", ["::1", "0.0.0.0", "localhost", "api.shop-1.internal"])
+def test_hosts_may_be_addresses_or_names(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    assert _from_environment(monkeypatch, "SHOPGRAPH_HOST", value).host == value
+
+
+@pytest.mark.parametrize("value", ["", "bad host", "http://localhost", "-a.example"])
+def test_a_bad_host_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    _refusal(monkeypatch, "SHOPGRAPH_HOST", value)

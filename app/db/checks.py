@@ -1,4 +1,4 @@
-"""Start-up checks and migrations: the database is reachable and current, Redis answers."""
+"""Start-up checks and migrations: dependencies as pinned, the database reachable and current, Redis answers."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db import Database
+from app.engine.compat import ENGINE_DISTRIBUTIONS, IncompatibleDependency, check_installed
 from app.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+# Package data, so an installed wheel migrates without a checkout or an alembic.ini.
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 class NotReady(Exception):
@@ -24,9 +26,9 @@ class NotReady(Exception):
 
 
 def alembic_config(settings: Settings) -> Config:
-    """Alembic configuration pointing at this project's migrations and the configured URL."""
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    """Alembic configuration built in code: the packaged migrations and the configured URL."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["database_url"] = settings.database_url
     config.attributes["configure_logging"] = False
     return config
@@ -78,7 +80,12 @@ def _current_revision(connection: Connection) -> str | None:
 
 
 async def check_ready(settings: Settings) -> Database:
-    """Connect to the database (and Redis, when configured); check migrations are applied."""
+    """Check dependency versions; connect to the database (and Redis); check migrations."""
+    try:
+        # The engine's and the fast reads' private names were checked on these ranges.
+        check_installed([*ENGINE_DISTRIBUTIONS, "sqlalchemy"])
+    except IncompatibleDependency as error:
+        raise NotReady(f"dependencies: {error}") from None
     _check_sqlite_directory(settings.database_url)
     db = Database.from_settings(settings)
     try:

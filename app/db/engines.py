@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 
 from app.db.fast_reads import FastReader
 from app.db.statements import note_statement, on_statement
+from app.engine.compat import check_installed
 from app.settings import Settings
 
 
@@ -66,6 +67,9 @@ class Database:
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         """Build engines for the configured URL (no connection is opened yet)."""
+        if not settings.is_sqlite:
+            # Fast reads rely on SQLAlchemy internals checked on the pinned range only.
+            check_installed(["sqlalchemy"])
         engine = _make_engine(settings, autocommit=False)
         read_engine = _make_engine(settings, autocommit=True)
         sessions = async_sessionmaker(engine, expire_on_commit=False)

@@ -6,34 +6,46 @@ call, and a greenlet switch for each step. Loader batches are plain SELECTs on a
 AUTOCOMMIT connection, so `FastReader` compiles each statement shape once (keyed by
 SQLAlchemy's own cache key), runs the SQL on the pooled connection's asyncpg driver
 and builds ordinary `Row`s with SQLAlchemy's result processors: callers see the same
-rows, values and types as before.
+rows, values and types as before. The SQLAlchemy internals this needs are wrapped in
+`app.db.compat`; this module uses only those and SQLAlchemy's public API.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
-from sqlalchemy import Row, Select
+from sqlalchemy import BinaryExpression, BindParameter, CacheKey, Row, Select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql.asyncpg import PGCompiler_asyncpg
-from sqlalchemy.engine.result import SimpleResultMetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.sql.elements import BinaryExpression, BindParameter
-from sqlalchemy.sql.operators import OperatorType
-from sqlalchemy.util import greenlet_spawn
 
-if TYPE_CHECKING:
-    from sqlalchemy.sql.type_api import _BindProcessorType, _ResultProcessorType
+from app.db.compat import (
+    BindProcessor,
+    Operator,
+    PostgresCompiler,
+    ResultProcessor,
+    RowMetadata,
+    bind_processors,
+    cache_key_of,
+    clone_bind,
+    generic_binary,
+    in_greenlet,
+    invalidate_pool,
+    is_tuple_type,
+    make_rows,
+    result_columns,
+    result_processor,
+    row_metadata,
+)
 
 # Shapes are few (loader statements times filter/sort/cursor combinations); the cap only
 # guards against unbounded growth, dropping the oldest shape when it is reached.
 MAX_SHAPES = 1000
 
 
-class _AnyArrayCompiler(PGCompiler_asyncpg):
+class _AnyArrayCompiler(PostgresCompiler):
     """Renders `x IN (<list>)` as `x = ANY($n::type[])` with the list as one array parameter.
 
     SQLAlchemy expands an IN list into one placeholder per value, so every batch size is a
@@ -43,16 +55,16 @@ class _AnyArrayCompiler(PGCompiler_asyncpg):
     """
 
     def visit_in_op_binary(
-        self, binary: BinaryExpression[Any], operator: OperatorType, **kw: Any
+        self, binary: BinaryExpression[Any], operator: Operator, **kw: Any
     ) -> str:
         right = binary.right
-        if isinstance(right, BindParameter) and right.expanding and not right.type._is_tuple_type:
+        if isinstance(right, BindParameter) and right.expanding and not is_tuple_type(right.type):
             # A clone keeps the key and the cache-key link, so construct_params finds its value.
-            array = right._clone(maintain_key=True)
+            array = clone_bind(right)
             array.expanding = False
             array.type = ARRAY(right.type)
             return f"{self.process(binary.left, **kw)} = ANY ({self.process(array, **kw)})"
-        return self._generate_generic_binary(binary, " IN ", **kw)
+        return generic_binary(self, binary, " IN ", **kw)
 
 
 @dataclass(slots=True)
@@ -62,10 +74,10 @@ class _Shape:
     compiled: _AnyArrayCompiler
     sql: str
     # Bind names in $1, $2... order, each with its type's bind processor (if any).
-    positions: tuple[tuple[str, _BindProcessorType[Any] | None], ...]
+    positions: tuple[tuple[str, BindProcessor | None], ...]
     # Known after the first run: result processors depend on the column types the server reports.
-    metadata: SimpleResultMetaData | None = None
-    processors: list[_ResultProcessorType[Any] | None] | None = None
+    metadata: RowMetadata | None = None
+    processors: list[ResultProcessor | None] | None = None
 
 
 class FastReader:
@@ -85,7 +97,7 @@ class FastReader:
         `parameters` are values for the statement's `bindparam`s: a statement built once
         and run with new values has its cache key made once (SQLAlchemy memoizes it).
         """
-        cache_key = stmt._generate_cache_key()
+        cache_key = cache_key_of(stmt)
         if cache_key is None:  # a construct SQLAlchemy itself cannot cache
             return await self._fetch_with_sqlalchemy(stmt, parameters)
         try:
@@ -96,7 +108,7 @@ class FastReader:
             return await self._fetch_with_sqlalchemy(stmt, parameters)
         values = shape.compiled.construct_params(
             # SQLAlchemy 2.1 keeps values given to .params() with the key.
-            {**(getattr(cache_key, "params", None) or {}), **(parameters or {})},
+            {**(cache_key.params or {}), **(parameters or {})},
             extracted_parameters=cache_key.bindparams,
             escape_names=False,
         )
@@ -118,10 +130,9 @@ class FastReader:
                 raise
         finally:
             # Checkin may close a connection, which awaits through SQLAlchemy's greenlet bridge.
-            await greenlet_spawn(raw.close)
-        metadata = shape.metadata
-        assert metadata is not None
-        return [Row(metadata, shape.processors, metadata._key_to_index, r) for r in records]
+            await in_greenlet(raw.close)
+        assert shape.metadata is not None
+        return make_rows(shape.metadata, shape.processors, records)
 
     async def _after_error(
         self, raw: PoolProxiedConnection, driver: Any, error: BaseException
@@ -130,9 +141,9 @@ class FastReader:
         # connections (a restarted server dropped them all), and a connection whose statement
         # was cancelled is in an unknown state, so it is closed rather than reused.
         if driver.is_closed():
-            await greenlet_spawn(self._engine.sync_engine.pool._invalidate, raw, error)
+            await in_greenlet(invalidate_pool, self._engine.sync_engine.pool, raw, error)
         elif not isinstance(error, Exception):
-            await greenlet_spawn(raw.invalidate, error)
+            await in_greenlet(raw.invalidate, error)
 
     async def _first_run(self, driver: Any, shape: _Shape, args: list[Any]) -> list[Any]:
         # Result processors depend on the column types the server reports (Numeric reads
@@ -140,17 +151,17 @@ class FastReader:
         # runs use driver.fetch and asyncpg's own statement cache.
         prepared = await driver.prepare(shape.sql)
         oids = [attribute.type.oid for attribute in prepared.get_attributes()]
-        columns = shape.compiled._result_columns
+        columns = result_columns(shape.compiled)
         processors = [
-            column.type._cached_result_processor(self._engine.dialect, oid)
+            result_processor(column.type, self._engine.dialect, oid)
             for column, oid in zip(columns, oids, strict=True)
         ]
         shape.processors = processors if any(processors) else None
         # Rows answer to the names SQLAlchemy gives them and, in _mapping, to the selected
         # column objects; other string aliases could collide between columns, so they are left out.
-        shape.metadata = SimpleResultMetaData(
-            [column.keyname for column in columns],
-            extra=[
+        shape.metadata = row_metadata(
+            [column.key for column in columns],
+            [
                 tuple(key for key in column.objects if not isinstance(key, str))
                 for column in columns
             ],
@@ -158,21 +169,20 @@ class FastReader:
         records: list[Any] = await prepared.fetch(*args)
         return records
 
-    async def _compile(self, stmt: Select[Any], cache_key: Any) -> _Shape | None:
+    async def _compile(self, stmt: Select[Any], cache_key: CacheKey) -> _Shape | None:
         if self._engine.dialect.server_version_info is None:
             # The dialect learns the server's version (which can change the SQL) on first connect.
             async with self._engine.connect():
                 pass
         compiled = _AnyArrayCompiler(self._engine.dialect, stmt, cache_key=cache_key)
-        keys = [column.keyname for column in compiled._result_columns]
+        keys = [column.key for column in result_columns(compiled)]
         shape = None
         if not (
             compiled.post_compile_params  # e.g. a tuple IN list
             or compiled.literal_execute_params
             or len(set(keys)) != len(keys)  # duplicate names: SQLAlchemy's rows flag them
         ):
-            # Only tuple-typed binds map to a sequence of processors, and those are IN lists.
-            processors = cast("dict[str, _BindProcessorType[Any]]", compiled._bind_processors)
+            processors = bind_processors(compiled)
             shape = _Shape(
                 compiled=compiled,
                 sql=compiled.string,

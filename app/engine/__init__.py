@@ -5,15 +5,11 @@ app uses what this module exports.
 """
 
 from app.engine.cost import CostModel, CostPlan
-from app.engine.errors import ClientError, ErrorCode, client_error
-from app.engine.executor import (
-    GraphQLExecutor,
-    OperationNotFound,
-    OperationTimeout,
-    PreparedDocument,
-)
-from app.engine.limits import Limits, too_complex, validation_rules
-from app.engine.plans import BATCH_RESOLVER, BatchResolver
+from app.engine.documents import OperationNotFound, PreparedDocument
+from app.engine.errors import ClientError, ErrorCode, client_error, too_complex
+from app.engine.executor import GraphQLExecutor, OperationTimeout
+from app.engine.limits import Limits, validation_rules
+from app.engine.relations import BATCH_RESOLVER, BatchResolver
 
 __all__ = [
     "BATCH_RESOLVER",

@@ -36,12 +36,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
-    BooleanValueNode,
-    DirectiveNode,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
-    FragmentSpreadNode,
     GraphQLAbstractType,
     GraphQLField,
     GraphQLInterfaceType,
@@ -50,7 +47,6 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
-    InlineFragmentNode,
     IntValueNode,
     ListValueNode,
     OperationDefinitionNode,
@@ -61,6 +57,8 @@ from graphql import (
     get_named_type,
     is_leaf_type,
 )
+
+from app.engine.selections import collect, fragments_of, literally_included
 
 OBJECT_COST = 1
 CONNECTION_COST = 2
@@ -249,16 +247,18 @@ class _Planner:
         `root_cost` is the cost of each root field (mutations); `page` the page size of
         the connection whose selection this is.
         """
-        groups: dict[str | None, dict[str, list[FieldNode]]] = {}
-        # As graphql-core collects fields: a fragment spread twice in one selection (or
-        # within its own expansion, a cycle) is inlined once.
-        spread: set[str] = set()
-        if isinstance(nodes, SelectionSetNode):
-            self._collect(parent, nodes, None, groups, spread)
-        else:
-            for node in nodes:
-                if node.selection_set:
-                    self._collect(parent, node.selection_set, None, groups, spread)
+        selection_sets = (
+            [nodes]
+            if isinstance(nodes, SelectionSetNode)
+            else [n.selection_set for n in nodes if n.selection_set]
+        )
+        groups = collect(
+            selection_sets,
+            self.fragments,
+            include=literally_included,
+            narrow=lambda group, condition: self._group(parent, condition, group),
+            on_field=self._count_field,
+        )
         result = SelectionCost()
         for type_name, fields in groups.items():
             owner = parent if type_name is None else self.schema.type_map[type_name]
@@ -275,41 +275,13 @@ class _Planner:
             return None
         return result
 
-    def _collect(
-        self,
-        parent: GraphQLNamedType,
-        selection_set: SelectionSetNode,
-        group: str | None,
-        groups: dict[str | None, dict[str, list[FieldNode]]],
-        spread: set[str],
-    ) -> None:
-        for selection in selection_set.selections:
-            if _skipped(selection.directives):
-                continue
-            if isinstance(selection, FieldNode):
-                self.visited_fields += 1
-                if self.visited_fields > MAX_EXPANDED_FIELDS:
-                    raise QueryTooComplex(
-                        f"The operation selects more than {MAX_EXPANDED_FIELDS} fields "
-                        "once its fragments are inlined"
-                    )
-                key = selection.alias.value if selection.alias else selection.name.value
-                groups.setdefault(group, {}).setdefault(key, []).append(selection)
-                continue
-            if isinstance(selection, InlineFragmentNode):
-                condition = selection.type_condition
-                inner = selection.selection_set
-                name = condition.name.value if condition else None
-            elif isinstance(selection, FragmentSpreadNode):
-                fragment = self.fragments.get(selection.name.value)
-                if fragment is None or fragment.name.value in spread:
-                    continue
-                spread.add(fragment.name.value)
-                inner = fragment.selection_set
-                name = fragment.type_condition.name.value
-            else:  # pragma: no cover - the parser makes no other selections
-                continue
-            self._collect(parent, inner, self._group(parent, name, group), groups, spread)
+    def _count_field(self) -> None:
+        self.visited_fields += 1
+        if self.visited_fields > MAX_EXPANDED_FIELDS:
+            raise QueryTooComplex(
+                f"The operation selects more than {MAX_EXPANDED_FIELDS} fields "
+                "once its fragments are inlined"
+            )
 
     def _group(
         self, parent: GraphQLNamedType, condition: str | None, group: str | None
@@ -424,30 +396,11 @@ def _is_list(type_: Any) -> bool:
     return isinstance(type_, GraphQLList)
 
 
-def _skipped(directives: tuple[DirectiveNode, ...] | None) -> bool:
-    for directive in directives or ():
-        name = directive.name.value
-        if name not in ("skip", "include"):
-            continue
-        for argument in directive.arguments or ():
-            if (
-                argument.name.value == "if"
-                and isinstance(argument.value, BooleanValueNode)
-                and argument.value.value is (name == "skip")
-            ):
-                return True
-    return False
-
-
 def plan_operations(
     schema: GraphQLSchema, document: DocumentNode, model: CostModel
 ) -> dict[str | None, CostPlan]:
     """The cost plan of each operation of a valid document; QueryTooComplex if one explodes."""
-    fragments = {
-        definition.name.value: definition
-        for definition in document.definitions
-        if isinstance(definition, FragmentDefinitionNode)
-    }
+    fragments = fragments_of(document)
     plans: dict[str | None, CostPlan] = {}
     for definition in document.definitions:
         if not isinstance(definition, OperationDefinitionNode):

@@ -7,12 +7,11 @@ and is logged in full with that id.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
 from enum import StrEnum
+from typing import Any
 
-import structlog
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
 
 
 class ErrorCode(StrEnum):
@@ -47,7 +46,12 @@ class ClientError(Exception):
             self.code = code
 
 
-logger = structlog.get_logger("shopgraph.errors")
+def too_complex(message: str, nodes: Any = None) -> GraphQLError:
+    """A QUERY_TOO_COMPLEX error, refused before execution."""
+    return GraphQLError(message, nodes, extensions={"code": ErrorCode.QUERY_TOO_COMPLEX.value})
+
+
+logger = logging.getLogger("shopgraph.errors")
 
 INTERNAL_MESSAGE = "Internal server error"
 
@@ -99,11 +103,12 @@ def _with_code(error: GraphQLError, code: str) -> GraphQLError:
 
 
 def _masked(error: GraphQLError, request_id: str) -> GraphQLError:
+    # stdlib logging (the engine imports no app code); the app routes it to its logs.
     logger.error(
-        "unexpected error while resolving",
-        request_id=request_id,
-        path=error.path,
-        error=error.message,
+        "unexpected error while resolving: request_id=%s path=%s error=%s",
+        request_id,
+        error.path,
+        error.message,
         exc_info=error.original_error or error,
     )
     return GraphQLError(
@@ -112,17 +117,3 @@ def _masked(error: GraphQLError, request_id: str) -> GraphQLError:
         path=error.path,
         extensions={"code": ErrorCode.INTERNAL_SERVER_ERROR.value, "requestId": request_id},
     )
-
-
-class ClientErrors(SchemaExtension):
-    """Rewrites every error of a result with `client_error` once the operation is done."""
-
-    def on_operation(self) -> Iterator[None]:
-        """After the operation: rewrite its errors."""
-        yield
-        result = self.execution_context.result
-        if result is None or not result.errors:
-            return
-        context = self.execution_context.context
-        request_id = getattr(context, "request_id", "-")
-        result.errors = [client_error(error, request_id) for error in result.errors]

@@ -1,129 +1,51 @@
 """Query limits as graphql-core validation rules: depth, aliases and directives per operation.
 
 Each rule measures every operation with its fragment spreads expanded (a fragment
-with 20 aliases spread 3 times counts 60), remembering each fragment's measure, so
-a document is walked once however often its fragments are spread. A fragment cycle
-counts as empty here; graphql-core's NoFragmentCyclesRule reports it. The executor
-runs these rules before the standard ones and caches the outcome per document, so
-they cost nothing per request. Token counts are limited by the parser
-(`parse(max_tokens=...)`), and introspection by NoSchemaIntrospectionCustomRule.
+with 20 aliases spread 3 times counts 60) through `selections.Fold`, which measures
+each fragment once, so a document is walked once however often its fragments are
+spread. A fragment cycle counts as empty here; graphql-core's NoFragmentCyclesRule
+reports it. The engine runs these rules before the standard ones and caches the
+outcome per document, so they cost nothing per request. Token counts are limited by
+the parser (`parse(max_tokens=...)`), and introspection by NoSchemaIntrospectionCustomRule.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from graphql import (
+    DocumentNode,
     FieldNode,
-    FragmentDefinitionNode,
-    FragmentSpreadNode,
-    GraphQLError,
-    InlineFragmentNode,
     NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
-    SelectionSetNode,
 )
-from graphql.language import DocumentNode
 from graphql.validation import ASTValidationRule
 
-from app.engine.errors import ErrorCode
+from app.engine.errors import too_complex
+from app.engine.selections import Fold, fragments_of
 
-# `ofType` chains end at a named type within a few steps (the schema's list and non-null
-# wrappers), and every introspection client asks for ~7 of them: they do not add depth.
-# All other introspection fields do (`__type { fields { type { fields ... } } }` is the
+# Introspection wraps types in `ofType` for each list and non-null level; those levels
+# are not nesting a client chose, so they do not count towards the depth (GraphiQL's
 # classic deep introspection query).
 DEPTH_FREE_FIELDS = frozenset({"ofType"})
 
-Measure = Callable[[SelectionSetNode, Callable[[str], int]], int]
+
+def _deepest(values: Iterable[int]) -> int:
+    return max(values, default=0)
 
 
-def too_complex(message: str, nodes: Any = None) -> GraphQLError:
-    """A QUERY_TOO_COMPLEX error, refused before execution."""
-    return GraphQLError(message, nodes, extensions={"code": ErrorCode.QUERY_TOO_COMPLEX.value})
+def _depth(node: FieldNode, below: int) -> int:
+    return below if node.name.value in DEPTH_FREE_FIELDS else 1 + below
 
 
-class _FragmentMeasures:
-    """A measure of each fragment, computed once; a fragment inside its own cycle counts 0."""
-
-    def __init__(
-        self, document: DocumentNode, measure: Measure, *, with_own_directives: bool
-    ) -> None:
-        self.fragments = {
-            definition.name.value: definition
-            for definition in document.definitions
-            if isinstance(definition, FragmentDefinitionNode)
-        }
-        self.measure = measure
-        self.with_own_directives = with_own_directives
-        self.done: dict[str, int] = {}
-        self.in_progress: set[str] = set()
-
-    def of(self, name: str) -> int:
-        """The measure of the named fragment (0 when unknown or cyclic)."""
-        known = self.done.get(name)
-        if known is not None:
-            return known
-        fragment = self.fragments.get(name)
-        if fragment is None or name in self.in_progress:
-            return 0
-        self.in_progress.add(name)
-        value = self.measure(fragment.selection_set, self.of)
-        if self.with_own_directives:
-            value += len(fragment.directives or ())
-        self.in_progress.discard(name)
-        self.done[name] = value
-        return value
+def _aliases(node: FieldNode, below: int) -> int:
+    return below + (1 if node.alias is not None else 0)
 
 
-def selection_depth(selection_set: SelectionSetNode, fragment: Callable[[str], int]) -> int:
-    """Fields on the deepest path below (and including) this selection set."""
-    deepest = 0
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            below = (
-                selection_depth(selection.selection_set, fragment) if selection.selection_set else 0
-            )
-            depth = below if selection.name.value in DEPTH_FREE_FIELDS else 1 + below
-        elif isinstance(selection, InlineFragmentNode):
-            depth = selection_depth(selection.selection_set, fragment)
-        elif isinstance(selection, FragmentSpreadNode):
-            depth = fragment(selection.name.value)
-        else:  # pragma: no cover - the parser makes no other selections
-            continue
-        deepest = max(deepest, depth)
-    return deepest
-
-
-def alias_count(selection_set: SelectionSetNode, fragment: Callable[[str], int]) -> int:
-    """Aliased fields in this selection set, each fragment spread counted in full."""
-    total = 0
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            total += 1 if selection.alias is not None else 0
-            if selection.selection_set:
-                total += alias_count(selection.selection_set, fragment)
-        elif isinstance(selection, InlineFragmentNode):
-            total += alias_count(selection.selection_set, fragment)
-        elif isinstance(selection, FragmentSpreadNode):
-            total += fragment(selection.name.value)
-    return total
-
-
-def directive_count(selection_set: SelectionSetNode, fragment: Callable[[str], int]) -> int:
-    """Directives used in this selection set, each fragment spread counted in full."""
-    total = 0
-    for selection in selection_set.selections:
-        total += len(selection.directives or ())
-        if isinstance(selection, FieldNode):
-            if selection.selection_set:
-                total += directive_count(selection.selection_set, fragment)
-        elif isinstance(selection, InlineFragmentNode):
-            total += directive_count(selection.selection_set, fragment)
-        elif isinstance(selection, FragmentSpreadNode):
-            total += fragment(selection.name.value)
-    return total
+def _directives(node: Any) -> int:
+    return len(node.directives or ())
 
 
 def _operation_directives(operation: OperationDefinitionNode) -> int:
@@ -137,10 +59,10 @@ class OperationLimitRule(ASTValidationRule):
     """Measures each operation once (fragments expanded) and reports those over `maximum`."""
 
     maximum: ClassVar[int]
-    counts_fragment_directives: ClassVar[bool] = False
+    counts_directives: ClassVar[bool] = False
 
-    def measure(self, selection_set: SelectionSetNode, fragment: Callable[[str], int]) -> int:
-        """This rule's measure of a selection set."""
+    def fold(self, document: DocumentNode) -> Fold:
+        """This rule's measure, over the document's fragments."""
         raise NotImplementedError
 
     def describe(self, operation: str, value: int) -> str:
@@ -149,15 +71,12 @@ class OperationLimitRule(ASTValidationRule):
 
     def enter_document(self, node: DocumentNode, *_args: Any) -> Any:
         """Measure every operation of the document; the rule has nothing more to visit."""
-        measure = self.measure
-        fragments = _FragmentMeasures(
-            node, measure, with_own_directives=self.counts_fragment_directives
-        )
+        fold = self.fold(node)
         for definition in node.definitions:
             if not isinstance(definition, OperationDefinitionNode):
                 continue
-            value = measure(definition.selection_set, fragments.of)
-            if self.counts_fragment_directives:
+            value = fold.of(definition.selection_set)
+            if self.counts_directives:
                 value += _operation_directives(definition)
             if value > self.maximum:
                 name = f"'{definition.name.value}'" if definition.name else "The operation"
@@ -168,9 +87,9 @@ class OperationLimitRule(ASTValidationRule):
 class MaxDepthRule(OperationLimitRule):
     """Operations nest at most `maximum` fields deep (fragments followed, introspection too)."""
 
-    def measure(self, selection_set: SelectionSetNode, fragment: Callable[[str], int]) -> int:
-        """See `selection_depth`."""
-        return selection_depth(selection_set, fragment)
+    def fold(self, document: DocumentNode) -> Fold:
+        """Fields on the deepest path."""
+        return Fold(fragments_of(document), field=_depth, combine=_deepest)
 
     def describe(self, operation: str, value: int) -> str:
         """Depth message."""
@@ -180,9 +99,9 @@ class MaxDepthRule(OperationLimitRule):
 class MaxAliasesRule(OperationLimitRule):
     """Operations use at most `maximum` aliases, fragment spreads counted in full."""
 
-    def measure(self, selection_set: SelectionSetNode, fragment: Callable[[str], int]) -> int:
-        """See `alias_count`."""
-        return alias_count(selection_set, fragment)
+    def fold(self, document: DocumentNode) -> Fold:
+        """Aliased fields."""
+        return Fold(fragments_of(document), field=_aliases, combine=sum)
 
     def describe(self, operation: str, value: int) -> str:
         """Alias message."""
@@ -195,11 +114,16 @@ class MaxAliasesRule(OperationLimitRule):
 class MaxDirectivesRule(OperationLimitRule):
     """Operations use at most `maximum` directives, fragment spreads counted in full."""
 
-    counts_fragment_directives = True
+    counts_directives = True
 
-    def measure(self, selection_set: SelectionSetNode, fragment: Callable[[str], int]) -> int:
-        """See `directive_count`."""
-        return directive_count(selection_set, fragment)
+    def fold(self, document: DocumentNode) -> Fold:
+        """Directives on selections and fragment definitions."""
+        return Fold(
+            fragments_of(document),
+            field=lambda _node, below: below,
+            combine=sum,
+            selection_extra=_directives,
+        )
 
     def describe(self, operation: str, value: int) -> str:
         """Directive message."""
@@ -241,6 +165,5 @@ __all__ = [
     "MaxAliasesRule",
     "MaxDepthRule",
     "MaxDirectivesRule",
-    "too_complex",
     "validation_rules",
 ]

@@ -37,6 +37,17 @@ class BatchLoader(DataLoader[K, V]):
         self.db = db
         self.include_unpublished = include_unpublished
 
+    def load(self, key: K) -> Future[V]:
+        """One key's value, in a future of the caller's own.
+
+        DataLoader hands every caller of a key the same cached future, and cancelling a
+        task that awaits a future cancels the future itself: graphql-core cancels the
+        sibling fields of a failed non-null field, which would cancel the load for every
+        other field waiting on that key. A shield per caller keeps the shared load alive.
+        """
+        shared = super().load(key)
+        return shared if shared.done() else asyncio.shield(shared)
+
     def load_many(self, keys: Iterable[K]) -> Future[list[V]]:
         """Values for many keys: the same loads, without a callback per key.
 
@@ -45,7 +56,9 @@ class BatchLoader(DataLoader[K, V]):
         loaded together resolve together, so waiting on the futures in turn wakes up
         about once per batch.
         """
-        return asyncio.ensure_future(self._load_all([self.load(key) for key in keys]))
+        # The shared futures themselves: nothing outside this task awaits them.
+        load = super().load
+        return asyncio.ensure_future(self._load_all([load(key) for key in keys]))
 
     async def _load_all(self, futures: list[Future[V]]) -> list[V]:
         for future in futures:

@@ -1,15 +1,10 @@
-"""Builds THE schema: root types from resolvers/, extensions from platform/."""
+"""Builds THE schema: root types from resolvers/, object types from schema/."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import strawberry
-from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
 
-from app.engine.errors import ClientErrors
 from app.resolvers.accounts import AccountMutation, AccountQuery
 from app.resolvers.catalog import CatalogQuery
 from app.resolvers.catalog_admin import CatalogAdminMutation, ReviewMutation
@@ -28,26 +23,16 @@ class Mutation(AccountMutation, CatalogAdminMutation, ReviewMutation):
     """The root mutation type."""
 
 
-class ShopgraphSchema(strawberry.Schema):
-    """The schema; errors are logged by the ClientErrors extension, not here."""
-
-    def process_errors(
-        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
-    ) -> None:
-        """Leave logging to ClientErrors (it knows the request id and what is expected)."""
-
-
-def build_schema() -> ShopgraphSchema:
+def build_schema() -> strawberry.Schema:
     """The GraphQL schema.
 
-    HTTP requests run through app.engine.executor (cached documents,
-    graphql-core's executor); ClientErrors covers any other way into the schema.
+    Operations run through `app.engine` (cached documents, query plans, graphql-core for
+    the rest), which also maps errors for clients: Strawberry's own `execute` and its
+    extension hooks are not on any served path, so the schema has no extensions.
     """
-    extensions: list[Any] = [ClientErrors]
-    return ShopgraphSchema(
+    return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         types=[Product, ProductVariant, Category, Review, User, Address],
-        extensions=extensions,
         config=StrawberryConfig(),
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 import strawberry
 
-from app.engine.plans import BATCH_RESOLVER, BatchResolver
+from app.engine import BATCH_RESOLVER, BatchResolver
 from app.loaders import Loaders
 
 
