@@ -161,7 +161,11 @@ class GraphQLClient:
 
     def __init__(self, http: httpx.AsyncClient, headers: dict[str, str] | None = None) -> None:
         self.http = http
-        self.headers = {"accept": self.ACCEPT, **(headers or {})}
+        given = dict(headers or {})
+        # (Spelled as tests spell it, so `{**client.headers, "Accept": ...}` replaces it.)
+        if not any(name.lower() == "accept" for name in given):
+            given = {"Accept": self.ACCEPT, **given}
+        self.headers = given
 
     async def post(
         self, query: str, variables: dict[str, Any] | None = None, **kwargs: Any
