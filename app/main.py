@@ -10,21 +10,21 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from app.context import Context
-from app.db import Database
-from app.engine.cost import CostModel
-from app.engine.executor import GraphQLExecutor
-from app.engine.limits import Limits, validation_rules
+from app.db import Database, count_statements
+from app.engine import CostModel, GraphQLExecutor, Limits, validation_rules
 from app.http.graphql import STATIC_DIR, GraphQLEndpoint, request_id_of
-from app.http.middleware import ResponseHeadersMiddleware
+from app.http.middleware import InternalErrorMiddleware, ResponseHeadersMiddleware
 from app.http.oauth import TokenEndpoint
+from app.http.pipeline import Pipeline, Step
+from app.http.steps import Authenticate, Execute, LimitsAndCost, RateLimit, Refund
 from app.platform.passwords import password_hasher
-from app.platform.ratelimit import Budgets, build_rate_limiter, redis_client
+from app.platform.ratelimit import Budget, Budgets, build_rate_limiter, redis_client
 from app.platform.tokens import TokenService
 from app.schema import build_schema
 from app.services.auth import Authenticator
@@ -61,27 +61,45 @@ def create_app(settings: Settings) -> Starlette:
     rate_limiter = build_rate_limiter(settings, redis)
     budgets = Budgets.from_settings(settings)
 
-    async def make_context(request: Request) -> Context:
-        viewer = await authenticator.viewer_for(request.headers.get("authorization"))
+    async def make_context(connection: HTTPConnection) -> Context:
+        viewer = await authenticator.viewer_for(connection.headers.get("authorization"))
         return Context(
             db=db,
             settings=settings,
-            request_id=request_id_of(request),
+            request_id=request_id_of(connection),
             rate_limiter=rate_limiter,
             viewer=viewer,
-            client_ip=request.client.host if request.client else "-",
+            client_ip=connection.client.host if connection.client else "-",
         )
 
+    def budget_for(context: Context) -> Budget:
+        return budgets.for_caller(context.viewer, context.client_ip)
+
+    max_cost = settings.max_query_cost
+
+    def max_cost_for(context: Context) -> int:
+        # A cost over the caller's bucket could never be served.
+        return min(max_cost, budget_for(context).capacity)
+
+    limiting = settings.rate_limiting_enabled
+    steps: list[Step] = [
+        Authenticate(make_context),
+        LimitsAndCost(executor, max_cost_for if limiting else lambda context: max_cost),
+    ]
+    if limiting:
+        steps += [RateLimit(rate_limiter, budget_for), Refund(rate_limiter)]
+    steps.append(
+        Execute(
+            executor,
+            timeout_seconds=settings.operation_timeout_seconds,
+            # extensions.debug.sqlStatements: counted by the data layer, around execution only.
+            count_statements=count_statements if settings.debug_enabled else None,
+        )
+    )
     graphql = GraphQLEndpoint(
-        executor,
-        context_factory=make_context,
+        Pipeline(steps),
         max_body_bytes=settings.max_body_bytes,
-        debug=settings.debug_enabled,
         graphiql=settings.env is Environment.DEVELOPMENT or bool(settings.debug),
-        rate_limiter=rate_limiter if settings.rate_limiting_enabled else None,
-        budget_for=lambda context: budgets.for_caller(context.viewer, context.client_ip),
-        max_query_cost=settings.max_query_cost,
-        timeout_seconds=settings.operation_timeout_seconds,
     )
 
     oauth_token = TokenEndpoint(
@@ -115,6 +133,7 @@ def create_app(settings: Settings) -> Starlette:
         middleware=[
             Middleware(ResponseHeadersMiddleware, hsts=settings.env is Environment.PRODUCTION),
             *_cors(settings),
+            Middleware(InternalErrorMiddleware),
             Middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes),
         ],
         lifespan=lifespan,

@@ -155,9 +155,17 @@ async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 class GraphQLClient:
     """Sends GraphQL documents over HTTP and hands back the decoded response."""
 
+    # What GraphQL-over-HTTP clients send: the GraphQL media type first (400 for requests
+    # that fail before execution), application/json as a fallback.
+    ACCEPT = "application/graphql-response+json, application/json;q=0.9"
+
     def __init__(self, http: httpx.AsyncClient, headers: dict[str, str] | None = None) -> None:
         self.http = http
-        self.headers = headers or {}
+        given = dict(headers or {})
+        # (Spelled as tests spell it, so `{**client.headers, "Accept": ...}` replaces it.)
+        if not any(name.lower() == "accept" for name in given):
+            given = {"Accept": self.ACCEPT, **given}
+        self.headers = given
 
     async def post(
         self, query: str, variables: dict[str, Any] | None = None, **kwargs: Any

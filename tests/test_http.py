@@ -115,7 +115,9 @@ async def test_a_query_is_answered_over_get(app_client: httpx.AsyncClient) -> No
 
 
 async def test_a_mutation_over_get_is_405_with_allow(app_client: httpx.AsyncClient) -> None:
-    response = await app_client.get("/graphql", params={"query": MUTATION})
+    response = await app_client.get(
+        "/graphql", params={"query": MUTATION}, headers={"accept": GRAPHQL_RESPONSE}
+    )
 
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
@@ -134,7 +136,7 @@ async def test_other_methods_are_405_with_allow(app_client: httpx.AsyncClient) -
 # --- media types -----------------------------------------------------------------------
 
 
-async def test_no_accept_header_answers_graphql_response_json(
+async def test_no_accept_header_answers_application_json(
     app_client: httpx.AsyncClient,
 ) -> None:
     request = app_client.build_request("POST", "/graphql", json={"query": TYPENAME})
@@ -143,8 +145,43 @@ async def test_no_accept_header_answers_graphql_response_json(
     response = await app_client.send(request)
 
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith(GRAPHQL_RESPONSE)
+    assert response.headers["content-type"].startswith(JSON)
     assert response.json()["data"] == {"__typename": "Query"}
+
+
+@pytest.mark.parametrize(
+    ("accept", "media_type"),
+    [
+        ("*/*", JSON),
+        ("application/*", JSON),
+        ("text/html, */*;q=0.8", JSON),
+        ("", JSON),
+        (GRAPHQL_RESPONSE, GRAPHQL_RESPONSE),
+        (f"{GRAPHQL_RESPONSE}, */*", GRAPHQL_RESPONSE),
+        (f"{JSON}, {GRAPHQL_RESPONSE}", GRAPHQL_RESPONSE),
+        (f"{GRAPHQL_RESPONSE};q=0.5, {JSON}", JSON),
+        (f"{GRAPHQL_RESPONSE};q=0.5, */*", JSON),
+        (f"{GRAPHQL_RESPONSE}, {JSON};q=0.9", GRAPHQL_RESPONSE),
+    ],
+)
+async def test_the_media_type_follows_the_accept_header(
+    app_client: httpx.AsyncClient, accept: str, media_type: str
+) -> None:
+    response = await _post(app_client, TYPENAME, headers={"accept": accept})
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].split(";")[0] == media_type
+
+
+async def test_a_wildcard_accept_gets_application_json_status_codes(
+    app_client: httpx.AsyncClient,
+) -> None:
+    response = await _post(app_client, UNKNOWN_FIELD, headers={"accept": "*/*"})
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(JSON)
+    assert "data" not in response.json()
+    assert _error_codes(response) == ["GRAPHQL_VALIDATION_FAILED"]
 
 
 async def test_accept_application_json_is_honoured(app_client: httpx.AsyncClient) -> None:
@@ -218,6 +255,39 @@ async def test_a_missing_query_is_400(
     assert "No GraphQL query" in response.json()["errors"][0]["message"]
 
 
+@pytest.mark.parametrize("name", ["variables", "extensions"])
+@pytest.mark.parametrize("value", ["string", 0, False, ["array"]], ids=repr)
+async def test_a_parameter_that_must_be_an_object_is_400_otherwise(
+    app_client: httpx.AsyncClient, name: str, value: object
+) -> None:
+    response = await app_client.post("/graphql", json={"query": TYPENAME, name: value})
+
+    assert response.status_code == 400
+    assert _error_codes(response) == ["BAD_REQUEST"]
+    assert f"`{name}` must be an object" in response.json()["errors"][0]["message"]
+
+
+async def test_extensions_may_be_an_object_or_null(app_client: httpx.AsyncClient) -> None:
+    for extensions in ({"any": "thing"}, None):
+        response = await app_client.post(
+            "/graphql", json={"query": TYPENAME, "extensions": extensions}
+        )
+
+        assert response.status_code == 200
+        assert response.json()["data"] == {"__typename": "Query"}
+
+
+async def test_get_extensions_must_be_a_json_object(app_client: httpx.AsyncClient) -> None:
+    accepted = await app_client.get(
+        "/graphql", params={"query": TYPENAME, "extensions": '{"a": 1}'}
+    )
+    refused = await app_client.get("/graphql", params={"query": TYPENAME, "extensions": "[1]"})
+
+    assert accepted.status_code == 200
+    assert refused.status_code == 400
+    assert _error_codes(refused) == ["BAD_REQUEST"]
+
+
 async def test_a_get_without_query_is_400(app_client: httpx.AsyncClient) -> None:
     response = await app_client.get("/graphql", headers={"accept": JSON})
 
@@ -242,7 +312,7 @@ async def test_a_wrong_content_type_is_415(
     )
 
     assert response.status_code == 415
-    assert response.headers["content-type"].startswith(GRAPHQL_RESPONSE)
+    assert response.headers["content-type"].startswith(JSON)
     assert _error_codes(response) == ["UNSUPPORTED_MEDIA_TYPE"]
 
 
@@ -339,6 +409,25 @@ async def test_a_request_id_is_generated_when_none_usable_is_given(
     generated = response.headers["x-request-id"]
     assert generated != given
     assert re.fullmatch(r"[0-9a-f]{32}", generated)
+
+
+# --- admission order ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", [UNKNOWN_FIELD, PARSE_ERROR, MUTATION], ids=str)
+async def test_a_bad_credential_is_refused_before_the_document_is_looked_at(
+    app_client: httpx.AsyncClient, query: str
+) -> None:
+    # Authentication is the pipeline's first step: the document's own problems come after.
+    response = await app_client.get(
+        "/graphql",
+        params={"query": query},
+        headers={"authorization": "Bearer not-a-token", "accept": GRAPHQL_RESPONSE},
+    )
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert _error_codes(response) == ["UNAUTHENTICATED"]
 
 
 # --- debug data and error masking -----------------------------------------------------------

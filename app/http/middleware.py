@@ -1,11 +1,17 @@
-"""Pure ASGI middleware: request ids and the headers every response carries."""
+"""Pure ASGI middleware: request ids, the headers every response carries, and the JSON 500."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.http.errors import internal_error_bytes, log_unexpected, stray_cancellation
+
+# scope["state"] key: ResponseHeadersMiddleware sets it when a response starts going out.
+RESPONSE_STARTED = "response_started"
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -28,8 +34,9 @@ class ResponseHeadersMiddleware:
     The id is a sane `X-Request-ID` from the client or a fresh random one; it goes into
     `scope["state"]["request_id"]` (logs, masked errors) and back out as `X-Request-ID`.
     Security headers are added as the response starts (HSTS only when `hsts` is on);
-    a header the application already set is left as it is. One middleware, one `send`
-    wrapper: this runs on every request.
+    a header the application already set is left as it is. It also marks in
+    `scope["state"]` that the response has started (InternalErrorMiddleware reads it).
+    One middleware, one `send` wrapper: this runs on every request.
     """
 
     def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
@@ -53,7 +60,8 @@ class ResponseHeadersMiddleware:
         given = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"")
         text = given.decode("latin-1")
         request_id = text if _VALID_REQUEST_ID.match(text) else os.urandom(16).hex()
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -71,6 +79,61 @@ class ResponseHeadersMiddleware:
                 headers.extend(header for header in added if header[0] not in present)
                 headers.append(tag)
                 message["headers"] = headers
+                state[RESPONSE_STARTED] = True
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class InternalErrorMiddleware:
+    """Answers an exception that escaped the app with the masked GraphQL-shaped JSON 500.
+
+    Starlette's own ServerErrorMiddleware answers plain text and re-raises, after which
+    uvicorn drops the keep-alive connection without `Connection: close`. This one logs the
+    error in full with the request id, answers, and returns: the connection stays usable.
+    A response that had already started cannot be replaced; then the error goes on and
+    the server closes the connection, as it should for a response cut short.
+
+    It sits inside ResponseHeadersMiddleware (which gives it the request id and tells it
+    whether a response started: no `send` wrapper of its own) and inside CORS (so a
+    browser can read the 500).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; turn an escaped exception into a JSON 500."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        except asyncio.CancelledError as error:
+            if not stray_cancellation():  # this request is being cancelled: let it be
+                raise
+            await self._answer(scope, send, error)
+        except Exception as error:
+            await self._answer(scope, send, error)
+
+    @staticmethod
+    async def _answer(scope: Scope, send: Send, error: BaseException) -> None:
+        state = scope.get("state", {})
+        request_id = str(state.get("request_id") or os.urandom(16).hex())
+        log_unexpected(
+            error, request_id=request_id, where=f"{scope.get('method')} {scope.get('path')}"
+        )
+        if state.get(RESPONSE_STARTED):
+            raise error
+        body = internal_error_bytes(request_id)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 500,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode("latin-1")),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

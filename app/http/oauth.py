@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, unquote_plus
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from app.services import partners
+import app.services.partners as partners
 from app.services.partners import SCOPE_TOKEN, ClientCredentials, PartnerGrant
 
 FORM = "application/x-www-form-urlencoded"

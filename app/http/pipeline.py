@@ -1,0 +1,190 @@
+"""The admission pipeline: named steps between a transport and the engine.
+
+A transport (HTTP today; WebSocket/SSE later) reads a request into `GraphQLParams`, makes
+a `RequestState` and hands it to `Pipeline.run`, which returns an `Outcome`: the response
+body and how the request ended. In between, each step does one thing and knows no other:
+
+    authenticate -> limits and cost -> rate limit -> execute under timeout -> refund -> respond
+
+A step is an object with `async def __call__(self, state, call_next)`; it reads what
+earlier steps put on the state, adds its own, and either calls `call_next(state)` or
+stops the request by setting `state.refusal` or `state.errors`. Work that comes after
+execution is done when `call_next` returns: so `Refund` stands before `Execute` in the
+list (`app/main.py` builds it) and gives points back once execution is over. `respond`
+then turns the state into the body. New steps (persisted documents before limits and
+cost, a response cache before execution) are one more object in that list.
+
+The chain is linked once, at start-up: a request allocates its state and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, NamedTuple, Protocol
+
+from graphql import GraphQLError, OperationType
+from starlette.requests import HTTPConnection
+
+from app.engine import CostPlan, PreparedDocument, client_error
+from app.http.errors import (
+    RequestError,
+    internal_error_body,
+    log_unexpected,
+    stray_cancellation,
+)
+from app.platform.ratelimit import BucketState, Budget
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLParams:
+    """What the client asked to run."""
+
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    extensions: dict[str, Any] | None = None
+
+
+OperationCheck = Callable[[OperationType], RequestError | None]
+
+
+@dataclass(slots=True, eq=False)
+class RequestState:
+    """One request on its way through the pipeline: what the transport gave, what steps found.
+
+    The transport fills the first four fields; the rest start empty and are set by the step
+    named in their comment.
+    """
+
+    connection: HTTPConnection  # headers and client address (an HTTP request or a WebSocket)
+    params: GraphQLParams
+    request_id: str
+    # What this transport may run (HTTP GET: queries only): a refusal, or None to go on.
+    check_operation: OperationCheck
+    started: float = 0.0  # Pipeline.run
+    context: Any = None  # authenticate: what resolvers see as info.context
+    prepared: PreparedDocument | None = None  # limits and cost
+    cost_plan: CostPlan | None = None  # limits and cost
+    requested: int | None = None  # limits and cost: set once the cost is known
+    budget: Budget | None = None  # rate limit
+    bucket: BucketState | None = None  # rate limit, then refund
+    actual: int | None = None  # execute: the cost the operation really had
+    sql_statements: int | None = None  # execute, when statements are counted (debug)
+    # The answer so far: a refusal (a request error with its own status), or errors and data.
+    refusal: RequestError | None = None
+    errors: Sequence[GraphQLError] = ()
+    data: dict[str, Any] | None = None
+    executed: bool = False  # the operation ran (False: no `data` entry in the response)
+
+
+Next = Callable[[RequestState], Awaitable[None]]
+
+
+class Step(Protocol):
+    """One named unit of the pipeline."""
+
+    async def __call__(self, state: RequestState, call_next: Next) -> None:
+        """Do this step's work; call `call_next(state)` to go on, or return to stop."""
+        ...
+
+
+class Outcome(NamedTuple):
+    """What the pipeline answers.
+
+    `status` is set for refusals that have their own (401, 405, 429, 500); when it is None
+    the transport picks it from `executed` (a request that never ran is a client error).
+    """
+
+    body: dict[str, Any]
+    status: int | None
+    executed: bool
+    headers: Mapping[str, str] | None
+
+
+async def _end(state: RequestState) -> None:
+    """After the last step: nothing more to do."""
+
+
+def cost_extension(requested: int, actual: int, bucket: BucketState | None) -> dict[str, Any]:
+    """The `extensions.cost` object of a response."""
+    cost: dict[str, Any] = {"requestedQueryCost": requested, "actualQueryCost": actual}
+    if bucket is not None:
+        cost["throttleStatus"] = {
+            "maximumAvailable": bucket.capacity,
+            "currentlyAvailable": max(0, math.floor(bucket.available)),
+            "restoreRate": bucket.restore_rate,
+        }
+    return cost
+
+
+def respond(state: RequestState) -> Outcome:
+    """The last step: the response body from what the others left on the state."""
+    body: dict[str, Any] = {}
+    refusal = state.refusal
+    if refusal is not None:
+        body["errors"] = [refusal.formatted]
+    elif state.errors:
+        request_id = state.request_id
+        body["errors"] = [client_error(error, request_id).formatted for error in state.errors]
+    if state.executed:
+        body["data"] = state.data
+    extensions: dict[str, Any] = {}
+    if state.requested is not None:
+        extensions["cost"] = cost_extension(state.requested, state.actual or 0, state.bucket)
+    if state.sql_statements is not None:
+        extensions["debug"] = {
+            "sqlStatements": state.sql_statements,
+            "durationMs": round((time.perf_counter() - state.started) * 1000, 2),
+        }
+    if extensions:
+        body["extensions"] = extensions
+    if refusal is not None:
+        return Outcome(body, refusal.status, False, refusal.headers)
+    return Outcome(body, None, state.executed, None)
+
+
+class Pipeline:
+    """The steps in order, linked once; `run` answers every request with an Outcome."""
+
+    def __init__(self, steps: Sequence[Step]) -> None:
+        self.steps = tuple(steps)
+        chain: Next = _end
+        for step in reversed(self.steps):
+            chain = partial(step, call_next=chain)
+        self._chain = chain
+
+    async def run(self, state: RequestState) -> Outcome:
+        """Take the request through every step; an unexpected failure is a masked 500."""
+        state.started = time.perf_counter()
+        try:
+            await self._chain(state)
+        except asyncio.CancelledError as error:
+            if not stray_cancellation():
+                raise
+            return self._internal_error(state, error)
+        except Exception as error:
+            return self._internal_error(state, error)
+        return respond(state)
+
+    @staticmethod
+    def _internal_error(state: RequestState, error: BaseException) -> Outcome:
+        log_unexpected(error, request_id=state.request_id, where="graphql pipeline")
+        return Outcome(internal_error_body(state.request_id), 500, False, None)
+
+
+__all__ = [
+    "GraphQLParams",
+    "Next",
+    "OperationCheck",
+    "Outcome",
+    "Pipeline",
+    "RequestState",
+    "Step",
+    "cost_extension",
+    "respond",
+]

@@ -1,0 +1,231 @@
+"""The admission steps (see app/http/pipeline.py): each one small, none aware of the others."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from graphql import ExecutionResult, GraphQLError
+from starlette.requests import HTTPConnection
+
+from app.engine import (
+    ErrorCode,
+    GraphQLExecutor,
+    OperationNotFound,
+    OperationTimeout,
+    too_complex,
+)
+from app.http.errors import RequestError
+from app.http.pipeline import Next, RequestState
+from app.platform.errors import Unauthenticated
+from app.platform.ratelimit import BucketState, Budget, RateLimiter
+
+ContextFactory = Callable[[HTTPConnection], Awaitable[Any]]
+
+
+class StatementCount(Protocol):
+    """What a statement counter shows once it is done."""
+
+    count: int
+
+
+# Made by the data layer (app.db.count_statements) and handed in by app/main.py.
+CountStatements = Callable[[], AbstractContextManager[StatementCount]]
+
+
+class Authenticate:
+    """Builds the resolvers' context for the caller; refuses a bad credential (401)."""
+
+    def __init__(self, context_factory: ContextFactory) -> None:
+        self.context_factory = context_factory
+
+    async def __call__(self, state: RequestState, call_next: Next) -> None:
+        """Set `state.context`, or refuse."""
+        try:
+            state.context = await self.context_factory(state.connection)
+        except Unauthenticated as error:
+            state.refusal = RequestError(
+                401,
+                str(error),
+                ErrorCode.UNAUTHENTICATED,
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+            return
+        await call_next(state)
+
+
+class LimitsAndCost:
+    """Prepares the document (parse, limits, validation; once per distinct document), picks
+    the operation, lets the transport refuse it, and refuses one that costs too much.
+
+    `max_cost_for(context)` is the most one operation of this caller may cost.
+    """
+
+    def __init__(self, executor: GraphQLExecutor, max_cost_for: Callable[[Any], int]) -> None:
+        self.executor = executor
+        self.max_cost_for = max_cost_for
+
+    async def __call__(self, state: RequestState, call_next: Next) -> None:
+        """Set `prepared`, `cost_plan` and `requested`, or stop with errors or a refusal."""
+        params = state.params
+        prepared = self.executor.prepare(params.query)
+        if prepared.operations:
+            # Which operation runs, and whether the transport may run it, comes before
+            # validation errors: a mutation over GET is 405 even if it is also invalid.
+            try:
+                operation_type = prepared.operation_type(params.operation_name)
+            except OperationNotFound as error:
+                state.refusal = RequestError(400, str(error), ErrorCode.BAD_REQUEST)
+                return
+            refusal = state.check_operation(operation_type)
+            if refusal is not None:
+                state.refusal = refusal
+                return
+        if prepared.errors:
+            state.errors = prepared.errors
+            return
+        plan = prepared.cost_plan(params.operation_name)
+        requested = plan.requested(params.variables)
+        state.prepared = prepared
+        state.cost_plan = plan
+        state.requested = requested
+        maximum = self.max_cost_for(state.context)
+        if requested > maximum:
+            state.errors = (
+                too_complex(
+                    f"The query costs {requested} points; the maximum is {maximum}. "
+                    "Ask for smaller pages or fewer nested connections."
+                ),
+            )
+            return
+        await call_next(state)
+
+
+def throttled(requested: int, bucket: BucketState) -> RequestError:
+    """The 429 refusal of an operation that does not fit in the caller's bucket now."""
+    wait = bucket.retry_after
+    if not math.isfinite(wait):  # cannot happen: costs over the capacity are refused first
+        wait = bucket.capacity / bucket.restore_rate
+    retry_after = max(1, math.ceil(wait))
+    message = (
+        f"Throttled: the query costs {requested} points and "
+        f"{max(0, math.floor(bucket.available))} of {bucket.capacity} are available, "
+        f"restoring {bucket.restore_rate:g} per second. Retry in {retry_after} s."
+    )
+    return RequestError(429, message, ErrorCode.THROTTLED, {"Retry-After": str(retry_after)})
+
+
+class RateLimit:
+    """Takes the requested cost from the caller's leaky bucket; 429 when it does not fit."""
+
+    def __init__(self, limiter: RateLimiter, budget_for: Callable[[Any], Budget]) -> None:
+        self.limiter = limiter
+        self.budget_for = budget_for
+
+    async def __call__(self, state: RequestState, call_next: Next) -> None:
+        """Set `budget` and `bucket`, or refuse."""
+        requested = state.requested
+        assert requested is not None, "limits and cost runs first"
+        budget = self.budget_for(state.context)
+        bucket = await self.limiter.take(
+            budget.key, requested, capacity=budget.capacity, restore_rate=budget.restore_rate
+        )
+        state.budget = budget
+        state.bucket = bucket
+        if not bucket.allowed:
+            state.refusal = throttled(requested, bucket)
+            return
+        await call_next(state)
+
+
+class Refund:
+    """Once the operation has run, gives back to the bucket what it did not spend."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+
+    async def __call__(self, state: RequestState, call_next: Next) -> None:
+        """Go on; then return `requested - actual` points and keep the bucket's new state."""
+        await call_next(state)
+        budget, actual, requested = state.budget, state.actual, state.requested
+        if budget is None or actual is None or requested is None or actual == requested:
+            return
+        state.bucket = await self.limiter.give_back(
+            budget.key,
+            requested - actual,
+            capacity=budget.capacity,
+            restore_rate=budget.restore_rate,
+        )
+
+
+class Execute:
+    """Runs the operation under a wall-clock timeout; sets errors, data and the actual cost.
+
+    A stopped operation costs what was requested: its work was done. With
+    `count_statements`, the SQL statements it ran are counted (debug output).
+    """
+
+    def __init__(
+        self,
+        executor: GraphQLExecutor,
+        *,
+        timeout_seconds: float,
+        count_statements: CountStatements | None = None,
+    ) -> None:
+        self.executor = executor
+        self.timeout_seconds = timeout_seconds
+        self.count_statements = count_statements
+
+    async def __call__(self, state: RequestState, call_next: Next) -> None:
+        """Execute; the innermost step, it does not go on."""
+        if self.count_statements is None:
+            result, timed_out = await self._run(state)
+        else:
+            with self.count_statements() as statements:
+                result, timed_out = await self._run(state)
+            state.sql_statements = statements.count
+        errors = result.errors or ()
+        state.errors = errors
+        state.data = result.data
+        # Variable coercion fails before execution: no path, no data, and no `data` entry.
+        state.executed = timed_out or not (
+            errors and result.data is None and all(error.path is None for error in errors)
+        )
+
+    async def _run(self, state: RequestState) -> tuple[ExecutionResult, bool]:
+        prepared, plan = state.prepared, state.cost_plan
+        assert prepared is not None and plan is not None, "limits and cost runs first"
+        params = state.params
+        try:
+            result = await self.executor.execute(
+                prepared,
+                context=state.context,
+                variables=params.variables,
+                operation_name=params.operation_name,
+                time_limit=self.timeout_seconds,
+            )
+        except OperationTimeout:
+            stopped = GraphQLError(
+                f"The operation did not finish within {self.timeout_seconds:g} s and was "
+                "stopped; ask for less data",
+                extensions={"code": ErrorCode.TIMEOUT.value},
+            )
+            state.actual = state.requested
+            return ExecutionResult(data=None, errors=[stopped]), True
+        state.actual = plan.actual(result.data)
+        return result, False
+
+
+__all__ = [
+    "Authenticate",
+    "ContextFactory",
+    "CountStatements",
+    "Execute",
+    "LimitsAndCost",
+    "RateLimit",
+    "Refund",
+    "StatementCount",
+    "throttled",
+]
