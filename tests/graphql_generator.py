@@ -23,39 +23,25 @@ from graphql import (
     BooleanValueNode,
     DirectiveNode,
     DocumentNode,
-    EnumValueNode,
     FieldNode,
-    FloatValueNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
-    GraphQLArgument,
-    GraphQLEnumType,
     GraphQLField,
-    GraphQLInputObjectType,
-    GraphQLInputType,
     GraphQLInterfaceType,
-    GraphQLList,
     GraphQLNamedType,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
     GraphQLUnionType,
     InlineFragmentNode,
-    IntValueNode,
-    ListValueNode,
     NamedTypeNode,
     NameNode,
-    NullValueNode,
-    ObjectFieldNode,
-    ObjectValueNode,
     OperationDefinitionNode,
     OperationType,
     SchemaMetaFieldDef,
     SelectionNode,
     SelectionSetNode,
-    StringValueNode,
     TypeMetaFieldDef,
-    Undefined,
     ValueNode,
     VariableDefinitionNode,
     VariableNode,
@@ -70,40 +56,20 @@ from graphql import (
 from hypothesis import assume
 from hypothesis import strategies as st
 
-MAX_DEPTH = (
-    5  # field nesting below the root: products { edges { node { reviews { totalCount } } } }
+from tests.graphql_values import (
+    MISSING,
+    Pools,
+    argument_value,
+    directive_value,
+    has_default,
+    literal,
 )
+
+# Field nesting below the root: products { edges { node { reviews { totalCount } } } } is 5.
+MAX_DEPTH = 5
 MAX_WIDTH = 3  # selections per selection set
 MAX_FIELDS = 30  # per document: keeps one example to a few dozen loader calls
 MAX_FRAGMENTS = 3
-
-PAGE_SIZES: list[int | None] = [-1, 0, 1, 2, 5, 20, 100, 101, None]
-INTS: list[int | None] = [-1, 0, 1, 3, 101, 2**31 - 1, None]
-FLOATS: list[float | None] = [0.0, 1.5, 4.0, 5.0, 6.0, -1.0, None]
-STRINGS: list[str | None] = ["", "a", "shirt", "%", "_", "x" * 201, None]
-DECIMALS: list[str | None] = ["0", "10", "12.50", "99999", "-1", None]
-
-
-class EnumName(str):
-    """An enum value: written bare in a document, as a string in variables."""
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Any = _Missing()  # a variable left out of the request
-
-
-@dataclass(frozen=True)
-class Pools:
-    """Argument values that mean something in the seeded database, and bogus ones."""
-
-    ids: tuple[str, ...]
-    slugs: tuple[str, ...]
-    cursors: tuple[str, ...]
-    type_names: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -143,30 +109,6 @@ def _name(value: str) -> NameNode:
     return NameNode(value=value)
 
 
-def literal(value: Any) -> ValueNode:
-    """The document literal of a plain value (EnumName for enum values)."""
-    if value is None:
-        return NullValueNode()
-    if isinstance(value, bool):
-        return BooleanValueNode(value=value)
-    if isinstance(value, int):
-        return IntValueNode(value=str(value))
-    if isinstance(value, float):
-        return FloatValueNode(value=repr(value))
-    if isinstance(value, EnumName):
-        return EnumValueNode(value=str(value))
-    if isinstance(value, str):
-        return StringValueNode(value=value)
-    if isinstance(value, list):
-        return ListValueNode(values=tuple(literal(item) for item in value))
-    assert isinstance(value, dict)
-    return ObjectValueNode(
-        fields=tuple(
-            ObjectFieldNode(name=_name(key), value=literal(item)) for key, item in value.items()
-        )
-    )
-
-
 class _Builder:
     """Draws one operation; `draw` is hypothesis's."""
 
@@ -190,6 +132,7 @@ class _Builder:
         """One to MAX_WIDTH selections on `parent` (an object, interface or union type)."""
         count = self.draw(st.integers(1, MAX_WIDTH))
         used_keys: set[str] = set()
+        chosen: list[FieldNode] = []
         selections: list[SelectionNode] = []
         for _ in range(count):
             kind = self.draw(
@@ -198,7 +141,7 @@ class _Builder:
                 else st.just("typename")
             )
             if kind == "field" and isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
-                selections.append(self.field(parent, depth, used_keys))
+                selections.append(self.field(parent, depth, used_keys, chosen))
             elif kind == "inline":
                 selections.append(self.inline_fragment(parent, depth))
             elif kind == "spread" and self.state.fragment_count < MAX_FRAGMENTS:
@@ -225,10 +168,13 @@ class _Builder:
         parent: GraphQLObjectType | GraphQLInterfaceType,
         depth: int,
         used_keys: set[str],
+        chosen: list[FieldNode],
     ) -> FieldNode:
         """A field of `parent` with arguments, maybe an alias, directives and a subselection."""
+        if chosen and self.draw(st.integers(0, 2)) == 0:
+            return self.field_again(parent, depth, used_keys, chosen)
         choices: list[tuple[str, GraphQLField]] = list(parent.fields.items())
-        if parent is self.schema.query_type and self.draw(st.integers(0, 9)) == 0:
+        if parent is self.schema.query_type and self.draw(st.integers(0, 7)) == 0:
             # Introspection roots, now and then: such documents run on graphql-core.
             choices = [("__type", TypeMetaFieldDef), ("__schema", SchemaMetaFieldDef)]
         if depth >= MAX_DEPTH:
@@ -238,13 +184,48 @@ class _Builder:
         self.state.fields += 1
         arguments = self.arguments(definition)
         alias = None
-        if (arguments and name in used_keys) or self.draw(st.integers(0, 3)) == 0:
+        if (name in used_keys and definition.args) or self.draw(st.integers(0, 3)) == 0:
             alias = self.alias()
         used_keys.add(alias.value if alias else name)
         named = get_named_type(definition.type)
         selection_set = None if is_leaf_type(named) else self.selection_set(named, depth + 1)
-        return FieldNode(
+        made = FieldNode(
             name=_name(name),
+            alias=alias,
+            arguments=arguments,
+            directives=self.directives(),
+            selection_set=selection_set,
+        )
+        chosen.append(made)
+        return made
+
+    def field_again(
+        self,
+        parent: GraphQLObjectType | GraphQLInterfaceType,
+        depth: int,
+        used_keys: set[str],
+        chosen: list[FieldNode],
+    ) -> FieldNode:
+        """A field chosen before in this selection set, again under a new alias.
+
+        With the same or other arguments, and its subselection followed by more fields,
+        as clients ask for one list twice: the two then share loader calls.
+        """
+        earlier = self.draw(st.sampled_from(chosen))
+        name = earlier.name.value
+        definition = _META_FIELDS.get(name) or parent.fields[name]
+        self.state.fields += 1
+        arguments = earlier.arguments if self.draw(st.booleans()) else self.arguments(definition)
+        alias = self.alias()
+        used_keys.add(alias.value)
+        selection_set = earlier.selection_set
+        if selection_set is not None and self.draw(st.booleans()):
+            more = self.selection_set(get_named_type(definition.type), depth + 1)
+            selection_set = SelectionSetNode(
+                selections=(*selection_set.selections, *more.selections)
+            )
+        return FieldNode(
+            name=earlier.name,
             alias=alias,
             arguments=arguments,
             directives=self.directives(),
@@ -355,10 +336,10 @@ class _Builder:
         """Required arguments always, optional ones now and then; literals or variables."""
         made = []
         for name, argument in definition.args.items():
-            required = isinstance(argument.type, GraphQLNonNull) and not _has_default(argument)
+            required = isinstance(argument.type, GraphQLNonNull) and not has_default(argument)
             if not required and self.draw(st.booleans()):
                 continue
-            value = self.value(name, argument.type)
+            value = argument_value(self.draw, self.pools, name, argument.type)
             if self.draw(st.integers(0, 4)) == 0:
                 variable = f"v{len(self.state.argument_values)}"
                 self._define(variable, str(argument.type), MISSING)
@@ -373,77 +354,8 @@ class _Builder:
             made.append(ArgumentNode(name=_name(name), value=node))
         return tuple(made)
 
-    def value(self, name: str, input_type: GraphQLInputType) -> Any:
-        """A plausible or bogus value for an argument or input field called `name`."""
-        nullable = not isinstance(input_type, GraphQLNonNull)
-        if isinstance(input_type, GraphQLNonNull):
-            input_type = input_type.of_type
-        if nullable and self.draw(st.integers(0, 11)) == 0:
-            return None
-        if isinstance(input_type, GraphQLList):
-            if name == "ids" and self.draw(st.integers(0, 9)) == 0:
-                return [self.pools.ids[0]] * 101  # past the cap of nodes(ids:)
-            size = self.draw(st.integers(0, 3))
-            return [self.value(name, input_type.of_type) for _ in range(size)]
-        pool = self._pool(name)
-        if pool is not None:
-            drawn = self.draw(st.sampled_from(pool))
-            return drawn if drawn is not None or nullable else self.draw(st.sampled_from(pool[:1]))
-        if isinstance(input_type, GraphQLEnumType):
-            return EnumName(self.draw(st.sampled_from(sorted(input_type.values))))
-        if isinstance(input_type, GraphQLInputObjectType):
-            made = {}
-            for key, input_field in input_type.fields.items():
-                required = (
-                    isinstance(input_field.type, GraphQLNonNull)
-                    and input_field.default_value is Undefined
-                )
-                if required or self.draw(st.integers(0, 2)) == 0:
-                    made[key] = self.value(key, input_field.type)
-            return made
-        scalar = _SCALAR_POOLS.get(input_type.name, STRINGS)
-        drawn = self.draw(st.sampled_from(scalar))
-        return drawn if drawn is not None or nullable else scalar[0]
 
-    def _pool(self, name: str) -> list[Any] | None:
-        if name in ("id", "ids") or name.endswith("Id"):
-            return list(self.pools.ids)
-        if name in ("slug", "categorySlug"):
-            return list(self.pools.slugs)
-        if name in ("after", "before"):
-            return list(self.pools.cursors)
-        if name in ("first", "last"):
-            return PAGE_SIZES
-        if name == "name":  # __type(name:)
-            return list(self.pools.type_names)
-        if name == "search":
-            return STRINGS
-        if name.startswith("price"):
-            return DECIMALS
-        if name == "ratingMin":
-            return FLOATS
-        return None
-
-
-_SCALAR_POOLS: dict[str, list[Any]] = {
-    "Int": INTS,
-    "Float": FLOATS,
-    "String": STRINGS,
-    "Boolean": [True, False, None],
-    "Decimal": DECIMALS,
-}
-
-
-def _has_default(argument: GraphQLArgument) -> bool:
-    return argument.default_value is not Undefined
-
-
-def _run_values(draw: st.DrawFn, kind: str, default: Any) -> Any:
-    """A directive variable's value in one run: true, false, explicit null or not sent."""
-    if kind == "Boolean!" and default is MISSING:
-        # null or nothing is a request error here: sometimes, not mostly.
-        return draw(st.sampled_from([True, False, True, False, None, MISSING]))
-    return draw(st.sampled_from([True, False, None, MISSING]))
+_META_FIELDS = {"__type": TypeMetaFieldDef, "__schema": SchemaMetaFieldDef}
 
 
 @st.composite
@@ -465,7 +377,7 @@ def documents(draw: st.DrawFn, schema: GraphQLSchema, pools: Pools) -> Generated
     runs = []
     for _ in range(2):
         values = {
-            name: _run_values(draw, kind, default)
+            name: directive_value(draw, kind, default)
             for name, (kind, default) in state.directive_variables.items()
         }
         runs.append(values)
