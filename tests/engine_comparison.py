@@ -21,8 +21,8 @@ from tests.graphql_generator import reversed_fields
 
 MODES = ("plans", "graphql-core")
 
-# How many documents were checked (reported at the end of a run of the generated tests).
-DOCUMENTS: Counter[str] = Counter()
+# How many documents were checked, per (backend, what): reported at the end of the tests.
+DOCUMENTS: Counter[tuple[str, str]] = Counter()
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,10 @@ async def answer(
     variables: dict[str, Any],
 ) -> Answer:
     """Run a document once with a fresh request context; what raised is kept, not raised."""
-    prepared = executor.prepare(query)
+    try:
+        prepared = executor.prepare(query)
+    except Exception as error:  # the server would answer 500
+        return Answer(raised=f"prepare: {type(error).__name__}: {error}")
     assert not prepared.errors, prepared.errors  # generated documents are valid
     try:
         result = await executor.execute(
@@ -169,21 +172,22 @@ async def check_document(
 ) -> None:
     """Run a document (both field orders, both modes) once per set of variables; check each run."""
     texts = {"forward": print_ast(document), "reversed": print_ast(reversed_fields(document))}
-    DOCUMENTS["documents"] += 1
+    backend = store.backend.name
+    DOCUMENTS[backend, "documents"] += 1
     for number, variables in enumerate(runs, 1):
         answers = {
             (mode, order): await answer(executors[mode], store, caller, text, variables)
             for mode in MODES
             for order, text in texts.items()
         }
-        DOCUMENTS["executions"] += len(answers)
-        DOCUMENTS["runs from plans"] += answers["plans", "forward"].from_plan
+        DOCUMENTS[backend, "executions"] += len(answers)
+        DOCUMENTS[backend, "runs from plans"] += answers["plans", "forward"].from_plan
         try:
             check_answers(answers)
         except AssertionError as error:
             error.args = (
                 f"{error.args[0]}\n--- run {number} of {len(runs)}, caller {caller}, "
-                f"backend {store.backend.name}, variables {json.dumps(variables)}"
+                f"backend {backend}, variables {json.dumps(variables)}"
                 f"{f', after {json.dumps(runs[0])}' if number > 1 else ''}\n"
                 f"{texts['forward']}",
             )

@@ -78,11 +78,13 @@ def report_document_count(request: pytest.FixtureRequest) -> Iterator[None]:
     if reporter is None or capture is None or not DOCUMENTS:
         return
     with capture.global_and_fixture_disabled():  # shown with -q too, not only on failure
-        reporter.write_line(
-            f"\ntest_engine_generated: {DOCUMENTS['documents']} documents checked "
-            f"({DOCUMENTS['executions']} executions; {DOCUMENTS['runs from plans']} of the "
-            "plan executor's runs answered from plans)"
-        )
+        for backend in sorted({backend for backend, _ in DOCUMENTS}):
+            reporter.write_line(
+                f"\ntest_engine_generated [{backend}]: {DOCUMENTS[backend, 'documents']} "
+                f"documents checked ({DOCUMENTS[backend, 'executions']} executions; "
+                f"{DOCUMENTS[backend, 'runs from plans']} runs of the plan executor "
+                "answered from plans)"
+            )
 
 
 GENERATED = settings(
