@@ -35,7 +35,7 @@ from tests.generated_shop import GeneratedStore, argument_pools, seed_generated_
 from tests.graphql_generator import GeneratedDocument, documents
 from tests.graphql_values import Pools
 
-EXAMPLES = 100  # per caller and backend: 3 x 100 documents, each run up to 8 times
+EXAMPLES = 200  # per caller and backend: 600 documents, each run up to 8 times (~25 s)
 CALLERS = ("anonymous", "customer", "staff")
 
 
