@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import DocumentNode, GraphQLError, print_ast
+from graphql.execution import get_variable_values
 
 from app.engine import GraphQLExecutor, PreparedDocument
-from app.engine.plans import coerce_variables
 from tests.generated_shop import GeneratedStore, request_context
 from tests.graphql_generator import reversed_fields
 
@@ -73,7 +73,7 @@ async def answer(
 def _ran_from_plan(
     executor: GraphQLExecutor, prepared: PreparedDocument, variables: dict[str, Any]
 ) -> bool:
-    """Whether the executor answered from a plan (not graphql-core), as it decides it.
+    """Whether a compiled plan ran (not graphql-core, not a request error), as the executor decides.
 
     After the run the plan for these variables is in the document's cache, so asking
     for it compiles nothing.
@@ -82,15 +82,18 @@ def _ran_from_plan(
     if plans is None:
         return False
     operation = prepared.operation(None)
-    coerced = coerce_variables(
-        executor.core_schema, operation, variables, executor.hide_suggestions
+    coerced = get_variable_values(
+        executor.core_schema,
+        operation.variable_definitions or (),
+        variables,
+        max_errors=50,
+        hide_suggestions=executor.hide_suggestions,
     )
-    if isinstance(coerced, list):  # variables refused: the plan path answered that
-        return True
-    try:
-        return plans.plan(operation, coerced) is not None
-    except GraphQLError:  # no plan for these values (e.g. a null directive variable)
+    if isinstance(coerced, list):  # variables refused: nothing ran
         return False
+    plan = plans.plan(operation, coerced)
+    # A GraphQLError: the root selection itself fails for these values (nothing ran).
+    return plan is not None and not isinstance(plan, GraphQLError)
 
 
 class EngineRaised(AssertionError):
@@ -113,8 +116,20 @@ class ErrorsDependOnOrder(AssertionError):
     """Plans reported other errors when the fields came in another order."""
 
 
+class ErrorsMissingFromPlans(AssertionError):
+    """graphql-core reported errors (the same in both orders) that plans did not."""
+
+
+class ErrorOutsideNulls(AssertionError):
+    """Plans reported an error where the data is not null (nor any position above it)."""
+
+
 class ErrorsDifferFromCore(AssertionError):
-    """Plans reported other errors than graphql-core, whose own errors did not depend on order."""
+    """Plans reported more errors than graphql-core, whose own errors did not depend on order.
+
+    The extra ones lie under positions that were nulled: graphql-core stops completing a
+    list or an object once a non-null error nulls it, and drops what comes after.
+    """
 
 
 def _sorted_json(data: str) -> str:
@@ -149,18 +164,39 @@ def check_answers(answers: dict[tuple[str, str], Answer]) -> None:
             f"only forward: {sorted(forward.error_set - backward.error_set)}\n"
             f"only reversed: {sorted(backward.error_set - forward.error_set)}"
         )
+    for order, plans in (("forward", forward), ("reversed", backward)):
+        data = json.loads(plans.data)
+        outside = [error for error in plans.errors if not _nulled(data, json.loads(error[0]))]
+        if outside:
+            raise ErrorOutsideNulls(f"{order} fields: {outside}")
     core_forward, core_backward = (
         answers["graphql-core", "forward"],
         answers["graphql-core", "reversed"],
     )
-    if (
-        core_forward.error_set == core_backward.error_set
-        and forward.error_set != core_forward.error_set
-    ):
-        raise ErrorsDifferFromCore(
-            f"only plans: {sorted(forward.error_set - core_forward.error_set)}\n"
+    if core_forward.error_set != core_backward.error_set:
+        return  # graphql-core's own answer depends on the order: nothing to compare with
+    if core_forward.error_set - forward.error_set:
+        raise ErrorsMissingFromPlans(
             f"only core: {sorted(core_forward.error_set - forward.error_set)}"
         )
+    if forward.error_set != core_forward.error_set:
+        raise ErrorsDifferFromCore(
+            f"only plans: {sorted(forward.error_set - core_forward.error_set)}"
+        )
+
+
+def _nulled(data: Any, path: list[str | int] | None) -> bool:
+    """Whether the position `path` (None: the whole data) or one above it is null."""
+    if data is None:
+        return True
+    for key in path or ():
+        try:
+            data = data[key]
+        except (KeyError, IndexError, TypeError):
+            return False  # no such position: the error points nowhere
+        if data is None:
+            return True
+    return path is None
 
 
 async def check_document(

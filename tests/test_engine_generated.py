@@ -210,5 +210,4 @@ async def test_the_served_app_answers_queries_from_plans(generated_store: Genera
     assert len(body["data"]["products"]["edges"]) == 3
     prepared = _served_executor(app).prepare(SERVED_LISTING)
     assert prepared.query_plans is not None, "the served executor runs no query plans"
-    compiled = [plan for plan in prepared.query_plans._plans.values() if plan is not None]
-    assert len(compiled) == 1, "no plan was compiled for the served document"
+    assert prepared.query_plans.compiled == 1, "no plan was compiled for the served document"
