@@ -139,6 +139,7 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.db = db
+    app.state.executor = executor
     app.state.schema = schema
     app.state.settings = settings
     return app

@@ -182,10 +182,7 @@ query ServedListing {
 
 def _served_executor(app: Any) -> GraphQLExecutor:
     """The executor the app answers /graphql with."""
-    executor = getattr(app.state, "executor", None)
-    if executor is None:  # until main.py exposes it: the /graphql route's endpoint holds it
-        route = next(route for route in app.routes if getattr(route, "path", None) == "/graphql")
-        executor = route.endpoint.__self__.executor
+    executor = app.state.executor
     assert isinstance(executor, GraphQLExecutor)
     return executor
 
