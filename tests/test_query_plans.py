@@ -3,8 +3,8 @@
 A small schema holds what real resolvers can do: plain attributes, methods, async
 resolvers, batched relations (one with a missing row, one whose loader fails), failing
 and mis-typed fields at nullable and non-null positions, an interface, arguments and
-variables, @skip/@include, fragments and aliases. Each document runs from its plan, on
-graphql-core with the plain-field shortcut, and on graphql-core alone.
+variables, @skip/@include, fragments and aliases. Each document runs from its plan and on
+graphql-core, with the document and plan caches on.
 """
 
 from __future__ import annotations
