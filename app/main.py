@@ -10,8 +10,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse
+from starlette.requests import HTTPConnection
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -19,6 +18,7 @@ from app.context import Context
 from app.db import Database, count_statements
 from app.engine import CostModel, GraphQLExecutor, Limits, validation_rules
 from app.http.graphql import STATIC_DIR, GraphQLEndpoint, request_id_of
+from app.http.health import Check, Readiness, health
 from app.http.middleware import InternalErrorMiddleware, ResponseHeadersMiddleware
 from app.http.oauth import TokenEndpoint
 from app.http.pipeline import Pipeline, Step
@@ -111,8 +111,10 @@ def create_app(settings: Settings) -> Starlette:
         )
     )
 
-    async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
+    readiness_checks: dict[str, Check] = {"database": db.ping}
+    if redis is not None:
+        readiness_checks["redis"] = redis.ping
+    readiness = Readiness(readiness_checks)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -127,6 +129,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             Route("/graphql", graphql.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             Route("/health", health, methods=["GET"]),
+            Route("/readyz", readiness.handle, methods=["GET"]),
             Route("/oauth/token", oauth_token.handle, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -81,6 +81,11 @@ class Database:
     def read(self) -> _ReadConnection:
         """A short AUTOCOMMIT connection for one batch of plain reads."""
         return _ReadConnection(self.read_engine)
+
+    async def ping(self) -> None:
+        """Run `SELECT 1` (raises when the database is unreachable); callers bound the time."""
+        async with self.read_engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
