@@ -255,7 +255,7 @@ def test_budgets_by_caller() -> None:
     assert (premium.key, premium.capacity, premium.restore_rate) == ("partner:7", 5000, 250.0)
     unknown_tier = budgets.for_caller(Viewer(partner_id=8, rate_tier="gold"), "10.0.0.1")
     assert (unknown_tier.capacity, unknown_tier.restore_rate) == (1000, 50.0)
-    assert budgets.for_caller(Viewer(user_id=3), "10.0.0.1").key == "user:3"
+    assert budgets.for_caller(Viewer(user_id=3), "10.0.0.1").key == "user:3&ip:10.0.0.1"
     assert budgets.for_caller(Viewer(), "10.0.0.1").key == "ip:10.0.0.1"
 
 
