@@ -177,17 +177,24 @@ def _name_taken(name: str) -> AlreadyExists:
 def oauth_throttle(
     limiter: RateLimiter, settings: Settings, client_id: str, client_ip: str
 ) -> FailureThrottle:
-    """Failed token requests per client id and per client IP, refused before the secret's hash."""
+    """Failed token requests, counted before the secret is hashed.
+
+    Per (client id, IP) pair and per IP, which refuse; per client id from every IP, a
+    ceiling ten times the pair's that only slows (one try per `login_slow_lane_seconds`),
+    so that a stranger who knows a client id cannot keep its partner from tokens.
+    """
     window = settings.login_failure_window_seconds
-    per_client = settings.oauth_max_failures_per_client
+    per_pair = settings.oauth_max_failures_per_client
     per_ip = settings.oauth_max_failures_per_ip
     # Hashed: a client id is whatever the caller sent, of any length.
     client = hashlib.sha256(client_id.encode("utf-8", "replace")).hexdigest()
     return FailureThrottle(
         limiter,
         [
-            Bucket(f"oauth:client:{client}", per_client, per_client / window),
+            Bucket(f"oauth:pair:{client}:{client_ip}", per_pair, per_pair / window),
             Bucket(f"oauth:ip:{client_ip}", per_ip, per_ip / window),
         ],
+        ceiling=Bucket(f"oauth:client:{client}", 10 * per_pair, 10 * per_pair / window),
+        slow_lane=Bucket(f"oauth:slow:{client}", 1, 1 / settings.login_slow_lane_seconds),
         message="Too many failed token requests; try again in {seconds} seconds",
     )
