@@ -28,11 +28,11 @@ from typing import NamedTuple, Protocol
 
 import structlog
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from app.settings import Settings
 
@@ -368,7 +368,7 @@ def redis_client(
         retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=2),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
-    return Redis(connection_pool=pool)
+    return Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
 
 
 def redis_client_from_settings(settings: Settings) -> Redis | None:
