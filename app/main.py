@@ -24,11 +24,11 @@ from app.http.oauth import TokenEndpoint
 from app.http.pipeline import Pipeline, Step
 from app.http.steps import Authenticate, Execute, LimitsAndCost, RateLimit, Refund
 from app.platform.passwords import password_hasher
-from app.platform.ratelimit import Budget, Budgets, build_rate_limiter, redis_client
+from app.platform.ratelimit import Budget, Budgets, build_rate_limiter, redis_client_from_settings
 from app.platform.tokens import TokenService
 from app.schema import build_schema
 from app.services.auth import Authenticator
-from app.services.partners import grant_client_credentials
+from app.services.partners import grant_client_credentials, oauth_throttle
 from app.settings import Environment, Settings
 
 
@@ -55,7 +55,7 @@ def create_app(settings: Settings) -> Starlette:
             default_page_size=settings.default_page_size, max_page_size=settings.max_page_size
         ),
     )
-    redis = redis_client(settings.redis_url) if settings.redis_url else None
+    redis = redis_client_from_settings(settings)
 
     authenticator = Authenticator(db, TokenService(settings))
     rate_limiter = build_rate_limiter(settings, redis)
@@ -108,7 +108,8 @@ def create_app(settings: Settings) -> Starlette:
             db,
             tokens=TokenService(settings),
             hasher=password_hasher(settings.password_hash_concurrency),
-        )
+        ),
+        throttle=partial(oauth_throttle, rate_limiter, settings),
     )
 
     readiness_checks: dict[str, Check] = {"database": db.ping}

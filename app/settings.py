@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     env: Environment = Environment.DEVELOPMENT
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
+    # Requests wait up to redis_pool_timeout_seconds for a pooled connection (not a failover).
+    redis_pool_size: Annotated[int, Field(ge=1, le=1000)] = 50
+    redis_pool_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 0.5
+    redis_failover_pause_seconds: Annotated[float, Field(ge=0, le=60)] = 0.5
     secret_key: Annotated[str, Field(min_length=1)] = DEVELOPMENT_SECRET_KEY
     debug: bool | None = Field(
         default=None,
@@ -80,6 +84,11 @@ class Settings(BaseSettings):
     login_max_failures_per_account: Annotated[int, Field(ge=1, le=1000)] = 5
     login_max_failures_per_ip: Annotated[int, Field(ge=1, le=10_000)] = 20
     login_failure_window_seconds: Annotated[int, Field(ge=1, le=86_400)] = 900
+    # Past this many failures of one account from all IPs, sign-in slows (never locks).
+    login_max_failures_per_account_total: Annotated[int, Field(ge=1, le=100_000)] = 100
+    login_slow_lane_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    oauth_max_failures_per_client: Annotated[int, Field(ge=1, le=10_000)] = 10
+    oauth_max_failures_per_ip: Annotated[int, Field(ge=1, le=10_000)] = 20
 
     # Query limits, checked before execution
     max_query_depth: Annotated[int, Field(ge=1, le=100)] = 10

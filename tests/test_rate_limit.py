@@ -182,7 +182,7 @@ async def test_unused_cost_is_given_back(full_budget: httpx.AsyncClient) -> None
     assert cost["throttleStatus"]["currentlyAvailable"] == 1000 - cost["actualQueryCost"]
 
 
-async def test_each_caller_has_a_bucket_of_its_own(
+async def test_signing_in_does_not_bring_a_fresh_budget_to_an_ip(
     backend: Backend, small_budget: httpx.AsyncClient
 ) -> None:
     anonymous = GraphQLClient(small_budget)
@@ -195,8 +195,8 @@ async def test_each_caller_has_a_bucket_of_its_own(
     )
     response = await customer.post(FIVE_NAMES)
 
-    assert response.status_code == 200
-    assert _cost(response)["throttleStatus"]["currentlyAvailable"] == 20 - FIVE_NAMES_COST
+    # The user's own bucket is full, but the request also takes from the IP's (empty) one.
+    assert response.status_code == 429
 
 
 async def _partner_token(settings: Settings, tier: str) -> str:
@@ -255,7 +255,7 @@ def test_budgets_by_caller() -> None:
     assert (premium.key, premium.capacity, premium.restore_rate) == ("partner:7", 5000, 250.0)
     unknown_tier = budgets.for_caller(Viewer(partner_id=8, rate_tier="gold"), "10.0.0.1")
     assert (unknown_tier.capacity, unknown_tier.restore_rate) == (1000, 50.0)
-    assert budgets.for_caller(Viewer(user_id=3), "10.0.0.1").key == "user:3"
+    assert budgets.for_caller(Viewer(user_id=3), "10.0.0.1").key == "user:3&ip:10.0.0.1"
     assert budgets.for_caller(Viewer(), "10.0.0.1").key == "ip:10.0.0.1"
 
 

@@ -4,6 +4,9 @@ This module speaks the protocol only: it parses the form body and the client's
 credentials (HTTP Basic or body parameters, never both), and answers tokens or
 section 5.2 errors. Checking credentials and scopes is the job of the `issue`
 callable it is given (app.services.partners); its domain errors are mapped here.
+Before `issue` hashes anything, the `throttle` (per client id and per client IP)
+reserves an attempt; once its budget of failures is spent the request is answered
+429 with Retry-After and a section 5.2-shaped `temporarily_unavailable` body.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 import app.services.partners as partners
+from app.platform.errors import Throttled
+from app.platform.throttles import FailureThrottle
 from app.services.partners import SCOPE_TOKEN, ClientCredentials, PartnerGrant
 
 FORM = "application/x-www-form-urlencoded"
@@ -61,7 +66,20 @@ class InvalidScope(OAuthError):
     error = "invalid_scope"
 
 
+class TemporarilyUnavailable(OAuthError):
+    """Too many failed attempts for this client id or IP: 429 with Retry-After."""
+
+    error = "temporarily_unavailable"
+    status = 429
+
+    def __init__(self, description: str, retry_after: int) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+
+
 Issue = Callable[[ClientCredentials], Awaitable[PartnerGrant]]
+# (client id, client IP) -> the throttle of that attempt
+Throttle = Callable[[str, str], FailureThrottle]
 
 
 def parse_scope(raw: str) -> list[str]:
@@ -135,6 +153,8 @@ def _error(error: OAuthError) -> JSONResponse:
     headers = dict(NO_STORE)
     if error.status == 401:
         headers["WWW-Authenticate"] = BASIC_CHALLENGE
+    if isinstance(error, TemporarilyUnavailable):
+        headers["Retry-After"] = str(error.retry_after)
     return JSONResponse(
         {"error": error.error, "error_description": error.description},
         status_code=error.status,
@@ -145,8 +165,9 @@ def _error(error: OAuthError) -> JSONResponse:
 class TokenEndpoint:
     """The /oauth/token route; `issue` verifies the client and signs the token."""
 
-    def __init__(self, issue: Issue) -> None:
+    def __init__(self, issue: Issue, *, throttle: Throttle | None = None) -> None:
         self.issue = issue
+        self.throttle = throttle
 
     async def handle(self, request: Request) -> JSONResponse:
         """Answer one token request."""
@@ -155,9 +176,8 @@ class TokenEndpoint:
             if content_type != FORM:
                 raise InvalidRequest(f"Send the parameters as `Content-Type: {FORM}`")
             body = await _bounded_body(request)
-            grant = await self.issue(
-                token_request(_form(body), request.headers.get("authorization"))
-            )
+            credentials = token_request(_form(body), request.headers.get("authorization"))
+            grant = await self._issue(credentials, request.client.host if request.client else "-")
         except OAuthError as error:
             return _error(error)
         except (partners.InvalidClient, partners.ScopeNotAllowed) as refused:
@@ -171,6 +191,19 @@ class TokenEndpoint:
             },
             headers=NO_STORE,
         )
+
+    async def _issue(self, credentials: ClientCredentials, client_ip: str) -> PartnerGrant:
+        """Issue under the throttle: the attempt is reserved first, given back on success."""
+        if self.throttle is None:
+            return await self.issue(credentials)
+        throttle = self.throttle(credentials.client_id, client_ip)
+        try:
+            await throttle.reserve()
+        except Throttled as refused:
+            raise TemporarilyUnavailable(refused.message, int(refused.retry_after)) from None
+        grant = await self.issue(credentials)  # a refusal keeps the attempt spent
+        await throttle.release()
+        return grant
 
 
 async def _bounded_body(request: Request) -> bytes:

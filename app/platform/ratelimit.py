@@ -9,19 +9,30 @@ agrees on how much has been restored.
 When Redis cannot be reached, `FailoverRateLimiter` keeps limiting with per-process
 buckets (so a fleet of N processes allows up to N budgets) and tries Redis again
 after a short pause: a Redis outage neither opens the API to unlimited traffic nor
-takes it down.
+takes it down. A busy pool is not an outage: requests wait for a pooled connection
+(BlockingConnectionPool), and one that still gets none is refused rather than
+served from per-process buckets. Dead pooled connections are retried on a fresh
+connection at once (redis-py Retry), so a Redis restart costs no failover.
+
+A key holding `&` names several buckets taken together (`JointRateLimiter`): a
+signed-in user's request takes from both the user's and the client IP's bucket.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import OrderedDict
 from typing import NamedTuple, Protocol
 
 import structlog
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.settings import Settings
 
@@ -170,11 +181,25 @@ class RedisRateLimiter:
         return BucketState(True, available, capacity, restore_rate, 0.0)
 
 
+def pool_exhausted(error: BaseException) -> bool:
+    """Whether `error` says every pooled connection was busy (not that Redis is down)."""
+    if isinstance(error, MaxConnectionsError):
+        return True
+    # BlockingConnectionPool: its wait for a free connection timed out.
+    return isinstance(error, RedisConnectionError) and isinstance(
+        error.__cause__, asyncio.TimeoutError
+    )
+
+
 class FailoverRateLimiter:
-    """Uses `primary` (Redis); while it fails, per-process `fallback` buckets for `pause` seconds."""
+    """Uses `primary` (Redis); while it fails, per-process `fallback` buckets for `pause` seconds.
+
+    A pool with no free connection is not a failure of the store: the take is refused
+    (the caller retries in a second) and the shared buckets stay authoritative.
+    """
 
     def __init__(
-        self, primary: RateLimiter, fallback: RateLimiter, *, pause_seconds: float = 5.0
+        self, primary: RateLimiter, fallback: RateLimiter, *, pause_seconds: float = 0.5
     ) -> None:
         self._primary = primary
         self._fallback = fallback
@@ -186,9 +211,12 @@ class FailoverRateLimiter:
 
     def _failed(self, error: Exception) -> None:
         if self._primary_usable():
+            cause = error.__cause__
             logger.warning(
                 "rate limit store unreachable; limiting per process",
-                error=repr(error),
+                error_type=type(error).__name__,
+                error=str(error),
+                cause=f"{type(cause).__name__}: {cause}" if cause is not None else None,
                 retry_in_seconds=self._pause,
             )
         self._down_until = time.monotonic() + self._pause
@@ -203,6 +231,9 @@ class FailoverRateLimiter:
                     key, cost, capacity=capacity, restore_rate=restore_rate
                 )
             except (RedisError, OSError) as error:
+                if pool_exhausted(error):
+                    logger.info("rate limit store busy; request refused", error=str(error))
+                    return BucketState(False, 0.0, capacity, restore_rate, 1.0)
                 self._failed(error)
         return await self._fallback.take(key, cost, capacity=capacity, restore_rate=restore_rate)
 
@@ -216,10 +247,52 @@ class FailoverRateLimiter:
                     key, points, capacity=capacity, restore_rate=restore_rate
                 )
             except (RedisError, OSError) as error:
+                if pool_exhausted(error):
+                    # Nothing given back: the caller loses a refund, the budget still holds.
+                    return BucketState(True, 0.0, capacity, restore_rate, 0.0)
                 self._failed(error)
         return await self._fallback.give_back(
             key, points, capacity=capacity, restore_rate=restore_rate
         )
+
+
+class JointRateLimiter:
+    """Splits a key on `&` and takes from every bucket it names, all or none."""
+
+    def __init__(self, inner: RateLimiter) -> None:
+        self._inner = inner
+
+    async def take(
+        self, key: str, cost: float, *, capacity: int, restore_rate: float
+    ) -> BucketState:
+        """Take `cost` from each named bucket; if one refuses, give back the others."""
+        if "&" not in key:
+            return await self._inner.take(key, cost, capacity=capacity, restore_rate=restore_rate)
+        taken: list[str] = []
+        tightest: BucketState | None = None
+        for part in key.split("&"):
+            state = await self._inner.take(part, cost, capacity=capacity, restore_rate=restore_rate)
+            if not state.allowed:
+                for done in taken:
+                    await self._inner.give_back(
+                        done, cost, capacity=capacity, restore_rate=restore_rate
+                    )
+                return state
+            taken.append(part)
+            if tightest is None or state.available < tightest.available:
+                tightest = state
+        assert tightest is not None
+        return tightest
+
+    async def give_back(
+        self, key: str, points: float, *, capacity: int, restore_rate: float
+    ) -> BucketState:
+        """Give back to each named bucket; the state of the emptiest is returned."""
+        states = [
+            await self._inner.give_back(part, points, capacity=capacity, restore_rate=restore_rate)
+            for part in key.split("&")
+        ]
+        return min(states, key=lambda state: state.available)
 
 
 class Caller(Protocol):
@@ -270,19 +343,53 @@ class Budgets:
             )
             return Budget(f"partner:{caller.partner_id}", capacity, restore_rate)
         if caller.user_id is not None:
-            return Budget(f"user:{caller.user_id}", self.capacity, self.restore_rate)
+            # Also the IP's bucket: accounts signed in from one IP share that IP's budget.
+            key = f"user:{caller.user_id}&ip:{client_ip}"
+            return Budget(key, self.capacity, self.restore_rate)
         return Budget(f"ip:{client_ip}", self.capacity, self.restore_rate)
 
 
-def redis_client(url: str) -> Redis:
-    """A Redis client with short timeouts: a slow store must not hold requests for long."""
-    return Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0)
+def redis_client(
+    url: str, *, pool_size: int = 50, pool_timeout: float = 0.5, health_check_seconds: int = 5
+) -> Redis:
+    """A Redis client with short timeouts, a bounded pool that waits, and retries on new connections.
+
+    A slow store must not hold requests for long; a busy pool makes callers wait up to
+    `pool_timeout`; a dead pooled connection (after a Redis restart) is replaced and the
+    command retried at once instead of failing the request.
+    """
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=pool_size,
+        timeout=pool_timeout,
+        socket_connect_timeout=1.0,
+        socket_timeout=1.0,
+        health_check_interval=health_check_seconds,
+        retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=2),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+    return Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
+
+
+def redis_client_from_settings(settings: Settings) -> Redis | None:
+    """The shared Redis client of SHOPGRAPH_REDIS_URL and SHOPGRAPH_REDIS_POOL_*, if any."""
+    if not settings.redis_url:
+        return None
+    return redis_client(
+        settings.redis_url,
+        pool_size=settings.redis_pool_size,
+        pool_timeout=settings.redis_pool_timeout_seconds,
+    )
 
 
 def build_rate_limiter(settings: Settings, redis: Redis | None) -> RateLimiter:
     """Redis-backed shared buckets when Redis is configured, process memory otherwise."""
     if redis is None:
-        return MemoryRateLimiter()
-    return FailoverRateLimiter(
-        RedisRateLimiter(redis, key_prefix=settings.rate_limit_key_prefix), MemoryRateLimiter()
+        return JointRateLimiter(MemoryRateLimiter())
+    return JointRateLimiter(
+        FailoverRateLimiter(
+            RedisRateLimiter(redis, key_prefix=settings.rate_limit_key_prefix),
+            MemoryRateLimiter(),
+            pause_seconds=settings.redis_failover_pause_seconds,
+        )
     )

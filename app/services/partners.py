@@ -6,6 +6,7 @@ verifying it runs in a worker thread (app.platform.passwords), off the event loo
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -25,7 +26,10 @@ from app.platform.errors import (
     PermissionDenied,
 )
 from app.platform.passwords import PasswordHasher
+from app.platform.ratelimit import RateLimiter
+from app.platform.throttles import Bucket, FailureThrottle
 from app.platform.tokens import TokenService
+from app.settings import Settings
 
 partners = table_of(Partner)
 
@@ -168,3 +172,29 @@ async def grant_client_credentials(
 
 def _name_taken(name: str) -> AlreadyExists:
     return AlreadyExists(f"a partner named {name!r} already exists", field="name")
+
+
+def oauth_throttle(
+    limiter: RateLimiter, settings: Settings, client_id: str, client_ip: str
+) -> FailureThrottle:
+    """Failed token requests, counted before the secret is hashed.
+
+    Per (client id, IP) pair and per IP, which refuse; per client id from every IP, a
+    ceiling ten times the pair's that only slows (one try per `login_slow_lane_seconds`),
+    so that a stranger who knows a client id cannot keep its partner from tokens.
+    """
+    window = settings.login_failure_window_seconds
+    per_pair = settings.oauth_max_failures_per_client
+    per_ip = settings.oauth_max_failures_per_ip
+    # Hashed: a client id is whatever the caller sent, of any length.
+    client = hashlib.sha256(client_id.encode("utf-8", "replace")).hexdigest()
+    return FailureThrottle(
+        limiter,
+        [
+            Bucket(f"oauth:pair:{client}:{client_ip}", per_pair, per_pair / window),
+            Bucket(f"oauth:ip:{client_ip}", per_ip, per_ip / window),
+        ],
+        ceiling=Bucket(f"oauth:client:{client}", 10 * per_pair, 10 * per_pair / window),
+        slow_lane=Bucket(f"oauth:slow:{client}", 1, 1 / settings.login_slow_lane_seconds),
+        message="Too many failed token requests; try again in {seconds} seconds",
+    )

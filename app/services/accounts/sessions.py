@@ -6,15 +6,17 @@ one of the same family. Presenting a spent token again means it was stolen (or
 the client is confused): the whole family is revoked, and with it every access
 token of that session (the Authenticator checks the family is live).
 
-Failed sign-ins are counted per account and per client IP in leaky buckets of the
-rate limiter; every attempt reserves a point before the password is checked and a
-successful one gives it back, so concurrent attempts cannot slip past the limit.
+Failed sign-ins are counted in leaky buckets of the rate limiter (app.platform.throttles):
+per (account, client IP) pair and per client IP, which refuse; and per account from
+every IP, a higher ceiling that only slows (one attempt per `login_slow_lane_seconds`
+past it) so that a stranger failing from elsewhere cannot lock the owner out. Every
+attempt reserves its points before the password is checked and a successful one gives
+them back, so concurrent attempts cannot slip past the limits.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -27,9 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.db import Database
 from app.models import Role
 from app.models.base import utcnow
-from app.platform.errors import InvalidCredentials, Throttled
+from app.platform.errors import InvalidCredentials
 from app.platform.passwords import InvalidEmail, normalize_email, password_hasher
 from app.platform.ratelimit import RateLimiter
+from app.platform.throttles import Bucket, FailureThrottle
 from app.platform.tokens import TokenService
 from app.services.accounts import rules
 from app.services.accounts.rules import refresh_tokens, users
@@ -50,9 +53,18 @@ class SignedIn:
     expires_in: int
 
 
+def _account_digest(email: str) -> str:
+    return hashlib.sha256(email.encode()).hexdigest()
+
+
 def login_account_bucket(email: str) -> str:
-    """Rate-limiter key counting failed sign-ins of one account (the email is hashed)."""
-    return f"login:account:{hashlib.sha256(email.encode()).hexdigest()}"
+    """Rate-limiter key counting failed sign-ins of one account from every IP (email hashed)."""
+    return f"login:account:{_account_digest(email)}"
+
+
+def login_pair_bucket(email: str, client_ip: str) -> str:
+    """Rate-limiter key counting failed sign-ins of one account from one client IP."""
+    return f"login:pair:{_account_digest(email)}:{client_ip}"
 
 
 def login_ip_bucket(client_ip: str) -> str:
@@ -78,7 +90,7 @@ async def login(
         normalized: str | None = normalize_email(email)
     except InvalidEmail:
         normalized = None
-    throttle = _LoginThrottle(
+    throttle = login_throttle(
         rate_limiter, settings, account=normalized or email.strip().lower(), client_ip=client_ip
     )
     await throttle.reserve()
@@ -178,7 +190,7 @@ async def change_password(
         name=user.full_name,
     )
     # Guessing the current password with a stolen access token is throttled like sign-in.
-    throttle = _LoginThrottle(rate_limiter, settings, account=user.email, client_ip=client_ip)
+    throttle = login_throttle(rate_limiter, settings, account=user.email, client_ip=client_ip)
     await throttle.reserve()
     hasher = password_hasher(settings.password_hash_concurrency)
     if not (await hasher.verify(user.password_hash, current_password)).matches:
@@ -197,49 +209,26 @@ async def change_password(
     return user
 
 
-class _LoginThrottle:
-    """The per-account and per-IP buckets of failed sign-ins."""
-
-    def __init__(
-        self, limiter: RateLimiter, settings: Settings, *, account: str, client_ip: str
-    ) -> None:
-        window = settings.login_failure_window_seconds
-        self.limiter = limiter
-        self.buckets = [
-            (
-                login_account_bucket(account),
-                settings.login_max_failures_per_account,
-                settings.login_max_failures_per_account / window,
-            ),
-            (
-                login_ip_bucket(client_ip),
-                settings.login_max_failures_per_ip,
-                settings.login_max_failures_per_ip / window,
-            ),
-        ]
-
-    async def reserve(self) -> None:
-        """Take one point from each bucket, or none and raise Throttled."""
-        taken: list[tuple[str, int, float]] = []
-        for key, capacity, restore_rate in self.buckets:
-            state = await self.limiter.take(key, 1, capacity=capacity, restore_rate=restore_rate)
-            if not state.allowed:
-                for done in taken:
-                    await self._give_back(*done)
-                seconds = max(1, math.ceil(state.retry_after))
-                raise Throttled(
-                    f"Too many failed sign-in attempts; try again in {seconds} seconds",
-                    retry_after=seconds,
-                )
-            taken.append((key, capacity, restore_rate))
-
-    async def release(self) -> None:
-        """Give the reserved points back (the attempt succeeded)."""
-        for bucket in self.buckets:
-            await self._give_back(*bucket)
-
-    async def _give_back(self, key: str, capacity: int, restore_rate: float) -> None:
-        await self.limiter.give_back(key, 1, capacity=capacity, restore_rate=restore_rate)
+def login_throttle(
+    limiter: RateLimiter, settings: Settings, *, account: str, client_ip: str
+) -> FailureThrottle:
+    """The buckets of failed sign-ins: (account, IP) and IP refuse; the account ceiling slows."""
+    window = settings.login_failure_window_seconds
+    per_pair = settings.login_max_failures_per_account
+    per_ip = settings.login_max_failures_per_ip
+    total = settings.login_max_failures_per_account_total
+    return FailureThrottle(
+        limiter,
+        [
+            Bucket(login_pair_bucket(account, client_ip), per_pair, per_pair / window),
+            Bucket(login_ip_bucket(client_ip), per_ip, per_ip / window),
+        ],
+        ceiling=Bucket(login_account_bucket(account), total, total / window),
+        slow_lane=Bucket(
+            f"login:slow:{_account_digest(account)}", 1, 1 / settings.login_slow_lane_seconds
+        ),
+        message="Too many failed sign-in attempts; try again in {seconds} seconds",
+    )
 
 
 async def start_session(
