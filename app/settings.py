@@ -62,6 +62,15 @@ class Settings(BaseSettings):
     gzip_min_bytes: Annotated[int, Field(ge=0)] = 1000
     db_pool_size: Annotated[int, Field(ge=1, le=200)] = 10
     document_cache_size: Annotated[int, Field(ge=0, le=100_000)] = 1000
+    document_cache_bytes: Annotated[int, Field(ge=0, le=10_000_000_000)] = Field(
+        default=20_000_000,
+        description="The most query text (bytes) the document cache keeps, all documents "
+        "together; the least recently used go first.",
+    )
+    max_cached_document_bytes: Annotated[int, Field(ge=0, le=10_000_000)] = Field(
+        default=10_000,
+        description="A document longer than this is prepared every time, never cached.",
+    )
 
     # Authentication
     access_token_ttl_seconds: Annotated[int, Field(ge=30, le=86_400)] = 900
@@ -88,6 +97,11 @@ class Settings(BaseSettings):
     max_directives: Annotated[int, Field(ge=0, le=1000)] = 50
     max_query_cost: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
     operation_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
+    max_query_bytes: Annotated[int, Field(ge=100, le=10_000_000)] = Field(
+        default=20_000,
+        description="The longest query text (UTF-8 bytes) accepted; longer ones are refused "
+        "(QUERY_TOO_COMPLEX) before any parse.",
+    )
     introspection: bool | None = Field(
         default=None, description="Allow introspection; defaults to on in development only."
     )
@@ -103,6 +117,16 @@ class Settings(BaseSettings):
         f"from 1 to {MAX_TIER_CAPACITY}, the restore rate a number above 0 up to "
         f"{MAX_TIER_RESTORE_RATE}; at least one tier.",
     )
+    admission_charge: Annotated[int, Field(ge=0, le=1_000_000)] = Field(
+        default=1,
+        description="Points every request pays before its document is even parsed "
+        "(none is free, `{ __typename }` included); not refunded.",
+    )
+    parse_charge_per_kb: Annotated[int, Field(ge=0, le=1_000_000)] = Field(
+        default=1,
+        description="Points a new (uncached) document pays per started KB of its text, "
+        "for its parse and validation; not refunded.",
+    )
     rate_limit_key_prefix: Annotated[str, Field(min_length=1, max_length=100)] = "shopgraph:rl:v1:"
     rate_limit_enabled: bool = Field(
         default=True,
@@ -117,6 +141,39 @@ class Settings(BaseSettings):
         "`http://localhost:3000,https://shop.example` or a JSON list; each is "
         "scheme://host[:port] (a trailing / is dropped) or `*`. Empty: no CORS headers.",
     )
+
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed, as "
+        "`10.0.0.1,10.1.0.0/16` or a JSON list of IPs or CIDRs. Empty: no proxy header "
+        "is believed; the client address is the connection's.",
+    )
+    body_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = Field(
+        default=10.0,
+        description="The longest a request body may take to arrive (408 after it).",
+    )
+    timeout_keep_alive_seconds: Annotated[int, Field(ge=1, le=3600)] = Field(
+        default=5, description="An idle keep-alive connection is closed after this (uvicorn)."
+    )
+    limit_concurrency: Annotated[int | None, Field(ge=1, le=1_000_000)] = Field(
+        default=1000,
+        description="Connections and tasks one worker holds at once; more are answered 503 "
+        "(uvicorn --limit-concurrency). Unset: no limit.",
+    )
+    h11_max_incomplete_event_size: Annotated[int, Field(ge=1024, le=10_000_000)] = Field(
+        default=16_384,
+        description="The most bytes of an unfinished request line and headers a worker "
+        "buffers (uvicorn, h11).",
+    )
+    timeout_graceful_shutdown_seconds: Annotated[int, Field(ge=1, le=3600)] = Field(
+        default=10,
+        description="On shutdown, how long requests in flight may finish (uvicorn).",
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: object) -> object:
+        return [_network(item) for item in _as_list(value)]
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -324,6 +381,16 @@ def _origin(item: object) -> str:
             f"{item!r} is not an origin: scheme://host[:port], e.g. http://localhost:3000"
         )
     return origin
+
+
+def _network(item: object) -> str:
+    text = str(item).strip() if isinstance(item, str | int) else ""
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise ValueError(
+            f"{item!r} is not an IP address or CIDR, e.g. 10.0.0.1 or 10.0.0.0/8"
+        ) from None
 
 
 def _tier(name: str, spec: object) -> tuple[int, float]:

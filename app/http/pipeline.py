@@ -4,7 +4,7 @@ A transport (HTTP today; WebSocket/SSE later) reads a request into `GraphQLParam
 a `RequestState` and hands it to `Pipeline.run`, which returns an `Outcome`: the response
 body and how the request ended. In between, each step does one thing and knows no other:
 
-    authenticate -> limits and cost -> rate limit -> execute under timeout -> refund -> respond
+    authenticate -> admission -> refuse NUL -> limits and cost -> rate limit -> execute under timeout -> refund -> respond
 
 A step is an object with `async def __call__(self, state, call_next)`; it reads what
 earlier steps put on the state, adds its own, and either calls `call_next(state)` or
@@ -68,11 +68,12 @@ class RequestState:
     check_operation: OperationCheck
     started: float = 0.0  # Pipeline.run
     context: Any = None  # authenticate: what resolvers see as info.context
+    admitted: int = 0  # admission: the points it took (never refunded)
     prepared: PreparedDocument | None = None  # limits and cost
     cost_plan: CostPlan | None = None  # limits and cost
     requested: int | None = None  # limits and cost: set once the cost is known
-    budget: Budget | None = None  # rate limit
-    bucket: BucketState | None = None  # rate limit, then refund
+    budget: Budget | None = None  # admission, rate limit
+    bucket: BucketState | None = None  # admission, rate limit, then refund
     actual: int | None = None  # execute: the cost the operation really had
     sql_statements: int | None = None  # execute, when statements are counted (debug)
     # The answer so far: a refusal (a request error with its own status), or errors and data.
