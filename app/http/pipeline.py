@@ -111,9 +111,13 @@ async def _end(state: RequestState) -> None:
     """After the last step: nothing more to do."""
 
 
-def cost_extension(requested: int, actual: int, bucket: BucketState | None) -> dict[str, Any]:
-    """The `extensions.cost` object of a response."""
+def cost_extension(
+    requested: int, actual: int, bucket: BucketState | None, admitted: int = 0
+) -> dict[str, Any]:
+    """The `extensions.cost` object of a response (`admissionCost` when one was charged)."""
     cost: dict[str, Any] = {"requestedQueryCost": requested, "actualQueryCost": actual}
+    if admitted:
+        cost["admissionCost"] = admitted
     if bucket is not None:
         cost["throttleStatus"] = {
             "maximumAvailable": bucket.capacity,
@@ -136,7 +140,9 @@ def respond(state: RequestState) -> Outcome:
         body["data"] = state.data
     extensions: dict[str, Any] = {}
     if state.requested is not None:
-        extensions["cost"] = cost_extension(state.requested, state.actual or 0, state.bucket)
+        extensions["cost"] = cost_extension(
+            state.requested, state.actual or 0, state.bucket, state.admitted
+        )
     if state.sql_statements is not None:
         extensions["debug"] = {
             "sqlStatements": state.sql_statements,
