@@ -62,15 +62,9 @@ class Settings(BaseSettings):
     gzip_min_bytes: Annotated[int, Field(ge=0)] = 1000
     db_pool_size: Annotated[int, Field(ge=1, le=200)] = 10
     document_cache_size: Annotated[int, Field(ge=0, le=100_000)] = 1000
-    document_cache_bytes: Annotated[int, Field(ge=0, le=10_000_000_000)] = Field(
-        default=20_000_000,
-        description="The most query text (bytes) the document cache keeps, all documents "
-        "together; the least recently used go first.",
-    )
-    max_cached_document_bytes: Annotated[int, Field(ge=0, le=10_000_000)] = Field(
-        default=10_000,
-        description="A document longer than this is prepared every time, never cached.",
-    )
+    # Query text the document cache keeps in all; longer documents than the second are never kept.
+    document_cache_bytes: Annotated[int, Field(ge=0, le=10_000_000_000)] = 20_000_000
+    max_cached_document_bytes: Annotated[int, Field(ge=0, le=10_000_000)] = 10_000
 
     # Authentication
     access_token_ttl_seconds: Annotated[int, Field(ge=30, le=86_400)] = 900
@@ -97,11 +91,7 @@ class Settings(BaseSettings):
     max_directives: Annotated[int, Field(ge=0, le=1000)] = 50
     max_query_cost: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
     operation_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
-    max_query_bytes: Annotated[int, Field(ge=100, le=10_000_000)] = Field(
-        default=20_000,
-        description="The longest query text (UTF-8 bytes) accepted; longer ones are refused "
-        "(QUERY_TOO_COMPLEX) before any parse.",
-    )
+    max_query_bytes: Annotated[int, Field(ge=100, le=10_000_000)] = 20_000  # UTF-8, unparsed
     introspection: bool | None = Field(
         default=None, description="Allow introspection; defaults to on in development only."
     )
@@ -117,16 +107,10 @@ class Settings(BaseSettings):
         f"from 1 to {MAX_TIER_CAPACITY}, the restore rate a number above 0 up to "
         f"{MAX_TIER_RESTORE_RATE}; at least one tier.",
     )
-    admission_charge: Annotated[int, Field(ge=0, le=1_000_000)] = Field(
-        default=1,
-        description="Points every request pays before its document is even parsed "
-        "(none is free, `{ __typename }` included); not refunded.",
-    )
-    parse_charge_per_kb: Annotated[int, Field(ge=0, le=1_000_000)] = Field(
-        default=1,
-        description="Points a new (uncached) document pays per started KB of its text, "
-        "for its parse and validation; not refunded.",
-    )
+    # Paid before any parse, never refunded: by every request, and per started KB of a new
+    # (uncached) document for its parse and validation.
+    admission_charge: Annotated[int, Field(ge=0, le=1_000_000)] = 1
+    parse_charge_per_kb: Annotated[int, Field(ge=0, le=1_000_000)] = 1
     rate_limit_key_prefix: Annotated[str, Field(min_length=1, max_length=100)] = "shopgraph:rl:v1:"
     rate_limit_enabled: bool = Field(
         default=True,
@@ -148,27 +132,12 @@ class Settings(BaseSettings):
         "`10.0.0.1,10.1.0.0/16` or a JSON list of IPs or CIDRs. Empty: no proxy header "
         "is believed; the client address is the connection's.",
     )
-    body_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = Field(
-        default=10.0,
-        description="The longest a request body may take to arrive (408 after it).",
-    )
-    timeout_keep_alive_seconds: Annotated[int, Field(ge=1, le=3600)] = Field(
-        default=5, description="An idle keep-alive connection is closed after this (uvicorn)."
-    )
-    limit_concurrency: Annotated[int | None, Field(ge=1, le=1_000_000)] = Field(
-        default=1000,
-        description="Connections and tasks one worker holds at once; more are answered 503 "
-        "(uvicorn --limit-concurrency). Unset: no limit.",
-    )
-    h11_max_incomplete_event_size: Annotated[int, Field(ge=1024, le=10_000_000)] = Field(
-        default=16_384,
-        description="The most bytes of an unfinished request line and headers a worker "
-        "buffers (uvicorn, h11).",
-    )
-    timeout_graceful_shutdown_seconds: Annotated[int, Field(ge=1, le=3600)] = Field(
-        default=10,
-        description="On shutdown, how long requests in flight may finish (uvicorn).",
-    )
+    # Server limits, passed to uvicorn by `serve` (README: Limits), and the body deadline (408)
+    body_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
+    timeout_keep_alive_seconds: Annotated[int, Field(ge=1, le=3600)] = 5
+    limit_concurrency: Annotated[int | None, Field(ge=1, le=1_000_000)] = 1000  # None: no limit
+    h11_max_incomplete_event_size: Annotated[int, Field(ge=1024, le=10_000_000)] = 16_384
+    timeout_graceful_shutdown_seconds: Annotated[int, Field(ge=1, le=3600)] = 10
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
