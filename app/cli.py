@@ -81,11 +81,42 @@ def serve(
         "--log-level",
         settings.log_level.lower(),
         "--no-access-log",
-        "--proxy-headers",
+        *uvicorn_argv(uvicorn_options(settings)),
     ]
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, argv)
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The uvicorn.Config options `serve` sets from the settings: limits and trusted proxies.
+
+    With no trusted proxies no proxy header is read at all (uvicorn would otherwise
+    believe X-Forwarded-For from 127.0.0.1, and any local process could pick its address).
+    """
+    options: dict[str, Any] = {
+        "timeout_keep_alive": settings.timeout_keep_alive_seconds,
+        "h11_max_incomplete_event_size": settings.h11_max_incomplete_event_size,
+        "timeout_graceful_shutdown": settings.timeout_graceful_shutdown_seconds,
+        "proxy_headers": bool(settings.trusted_proxies),
+    }
+    if settings.limit_concurrency is not None:
+        options["limit_concurrency"] = settings.limit_concurrency
+    if settings.trusted_proxies:
+        options["forwarded_allow_ips"] = ",".join(settings.trusted_proxies)
+    return options
+
+
+def uvicorn_argv(options: dict[str, Any]) -> list[str]:
+    """`uvicorn_options` as uvicorn command-line arguments."""
+    argv: list[str] = []
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(flag if value else flag.replace("--", "--no-", 1))
+        else:
+            argv += [flag, str(value)]
+    return argv
 
 
 def _check_can_listen(host: str, port: int) -> None:

@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from app.context import Context
 from app.db import Database, count_statements
 from app.engine import CostModel, GraphQLExecutor, Limits, validation_rules
+from app.http.admission import Admission, RefuseNul
 from app.http.graphql import STATIC_DIR, GraphQLEndpoint, request_id_of
 from app.http.health import Check, Readiness, health
 from app.http.middleware import InternalErrorMiddleware, ResponseHeadersMiddleware
@@ -39,6 +40,8 @@ def create_app(settings: Settings) -> Starlette:
     executor = GraphQLExecutor(
         schema,
         cache_size=settings.document_cache_size,
+        cache_bytes=settings.document_cache_bytes,
+        max_cached_document_bytes=settings.max_cached_document_bytes,
         extra_rules=validation_rules(
             Limits(
                 max_depth=settings.max_query_depth,
@@ -77,13 +80,26 @@ def create_app(settings: Settings) -> Starlette:
 
     max_cost = settings.max_query_cost
 
+    admission_charge = settings.admission_charge
+
     def max_cost_for(context: Context) -> int:
-        # A cost over the caller's bucket could never be served.
-        return min(max_cost, budget_for(context).capacity)
+        # A cost over the caller's bucket (less the admission charge) could never be served.
+        return min(max_cost, max(0, budget_for(context).capacity - admission_charge))
 
     limiting = settings.rate_limiting_enabled
+    # Authentication first: the admission charge is then taken from the caller's own bucket
+    # (a token's or the IP's); a bad token is refused before it costs anything.
     steps: list[Step] = [
         Authenticate(make_context),
+        Admission(
+            max_query_bytes=settings.max_query_bytes,
+            cached=executor.documents,
+            limiter=rate_limiter if limiting else None,
+            budget_for=budget_for,
+            charge=admission_charge,
+            per_kb=settings.parse_charge_per_kb,
+        ),
+        RefuseNul(),
         LimitsAndCost(executor, max_cost_for if limiting else lambda context: max_cost),
     ]
     if limiting:
@@ -99,6 +115,7 @@ def create_app(settings: Settings) -> Starlette:
     graphql = GraphQLEndpoint(
         Pipeline(steps),
         max_body_bytes=settings.max_body_bytes,
+        body_timeout_seconds=settings.body_timeout_seconds,
         graphiql=settings.env is Environment.DEVELOPMENT or bool(settings.debug),
     )
 

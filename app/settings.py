@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     gzip_min_bytes: Annotated[int, Field(ge=0)] = 1000
     db_pool_size: Annotated[int, Field(ge=1, le=200)] = 10
     document_cache_size: Annotated[int, Field(ge=0, le=100_000)] = 1000
+    # Query text the document cache keeps in all; longer documents than the second are never kept.
+    document_cache_bytes: Annotated[int, Field(ge=0, le=10_000_000_000)] = 20_000_000
+    max_cached_document_bytes: Annotated[int, Field(ge=0, le=10_000_000)] = 10_000
 
     # Authentication
     access_token_ttl_seconds: Annotated[int, Field(ge=30, le=86_400)] = 900
@@ -97,6 +100,7 @@ class Settings(BaseSettings):
     max_directives: Annotated[int, Field(ge=0, le=1000)] = 50
     max_query_cost: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
     operation_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
+    max_query_bytes: Annotated[int, Field(ge=100, le=10_000_000)] = 20_000  # UTF-8, unparsed
     introspection: bool | None = Field(
         default=None, description="Allow introspection; defaults to on in development only."
     )
@@ -112,6 +116,10 @@ class Settings(BaseSettings):
         f"from 1 to {MAX_TIER_CAPACITY}, the restore rate a number above 0 up to "
         f"{MAX_TIER_RESTORE_RATE}; at least one tier.",
     )
+    # Paid before any parse, never refunded: by every request, and per started KB of a new
+    # (uncached) document for its parse and validation.
+    admission_charge: Annotated[int, Field(ge=0, le=1_000_000)] = 1
+    parse_charge_per_kb: Annotated[int, Field(ge=0, le=1_000_000)] = 1
     rate_limit_key_prefix: Annotated[str, Field(min_length=1, max_length=100)] = "shopgraph:rl:v1:"
     rate_limit_enabled: bool = Field(
         default=True,
@@ -126,6 +134,24 @@ class Settings(BaseSettings):
         "`http://localhost:3000,https://shop.example` or a JSON list; each is "
         "scheme://host[:port] (a trailing / is dropped) or `*`. Empty: no CORS headers.",
     )
+
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed, as "
+        "`10.0.0.1,10.1.0.0/16` or a JSON list of IPs or CIDRs. Empty: no proxy header "
+        "is believed; the client address is the connection's.",
+    )
+    # Server limits, passed to uvicorn by `serve` (README: Limits), and the body deadline (408)
+    body_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
+    timeout_keep_alive_seconds: Annotated[int, Field(ge=1, le=3600)] = 5
+    limit_concurrency: Annotated[int | None, Field(ge=1, le=1_000_000)] = 1000  # None: no limit
+    h11_max_incomplete_event_size: Annotated[int, Field(ge=1024, le=10_000_000)] = 16_384
+    timeout_graceful_shutdown_seconds: Annotated[int, Field(ge=1, le=3600)] = 10
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: object) -> object:
+        return [_network(item) for item in _as_list(value)]
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -333,6 +359,16 @@ def _origin(item: object) -> str:
             f"{item!r} is not an origin: scheme://host[:port], e.g. http://localhost:3000"
         )
     return origin
+
+
+def _network(item: object) -> str:
+    text = str(item).strip() if isinstance(item, str | int) else ""
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise ValueError(
+            f"{item!r} is not an IP address or CIDR, e.g. 10.0.0.1 or 10.0.0.0/8"
+        ) from None
 
 
 def _tier(name: str, spec: object) -> tuple[int, float]:

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -26,11 +27,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(app: ASGIApp) -> Iterator[str]:
-    """Serve `app` (lifespan included) until the block ends; yield its base URL."""
+def live_server(app: ASGIApp, **options: Any) -> Iterator[str]:
+    """Serve `app` (lifespan included) until the block ends; yield its base URL.
+
+    `options` are more uvicorn.Config options (e.g. those `shopgraph serve` passes).
+    """
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, ws="none"
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        ws="none",
+        **options,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)

@@ -107,6 +107,8 @@ async def test_the_served_pipeline_runs_the_named_steps_in_order(
 ) -> None:
     assert [type(step).__name__ for step in served_steps] == [
         "Authenticate",
+        "Admission",
+        "RefuseNul",
         "LimitsAndCost",
         "RateLimit",
         "Refund",
@@ -138,7 +140,11 @@ async def test_a_step_before_execute_can_answer_and_the_refund_gives_everything_
     assert outcome.body["data"] == {"products": {"edges": []}}
     cost = outcome.body["extensions"]["cost"]
     assert (cost["requestedQueryCost"], cost["actualQueryCost"]) == (NAMES_COST, 0)
-    assert cost["throttleStatus"]["currentlyAvailable"] == CAPACITY, "all points came back"
+    # the admission charge (taken before the parse) is the only spending that stays
+    assert cost["admissionCost"] >= 1
+    assert cost["throttleStatus"]["currentlyAvailable"] == CAPACITY - cost["admissionCost"], (
+        "all the query's points came back"
+    )
 
 
 @pytest.mark.parametrize("before", ["Authenticate", "Execute"])

@@ -43,6 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # 2 + 5 x 1 = 7 points, on a catalog of more than 5 products
 FIVE_NAMES = "{ products(first: 5) { edges { node { name } } } }"
 FIVE_NAMES_COST = 7
+# Admission: 1 point for every request, 1 more (its first KB) while a document is new.
+ADMIT_NEW, ADMIT_CACHED = 2, 1
 PAGE = "{ products(first: 100) { edges { node { name } } } }"
 TINY_RESTORE = 0.001  # points per second: nothing comes back during a test
 UVICORN = [
@@ -122,11 +124,11 @@ async def test_a_burst_past_the_budget_is_throttled_with_retry_after(
 ) -> None:
     caller = GraphQLClient(small_budget)
 
-    # given two queries of 7 points each: 6 of 20 are left
+    # given two queries of 7 points each, admitted for 2 (new) and 1: 3 of 20 are left
     for _ in range(2):
         assert (await caller.post(FIVE_NAMES)).status_code == 200
 
-    # when the third comes
+    # when the third comes (admitted for 1 point: 2 left)
     response = await caller.post(FIVE_NAMES)
 
     # then it is refused with 429, THROTTLED and the budget, before it runs
@@ -140,7 +142,8 @@ async def test_a_burst_past_the_budget_is_throttled_with_retry_after(
     assert body["extensions"]["cost"] == {
         "requestedQueryCost": FIVE_NAMES_COST,
         "actualQueryCost": 0,
-        "throttleStatus": {"maximumAvailable": 20, "currentlyAvailable": 6, "restoreRate": 0.001},
+        "admissionCost": ADMIT_CACHED,
+        "throttleStatus": {"maximumAvailable": 20, "currentlyAvailable": 2, "restoreRate": 0.001},
     }
 
 
@@ -154,9 +157,10 @@ async def test_retry_after_says_when_the_cost_fits_again(backend: Backend, key_p
 
         response = await caller.post(FIVE_NAMES)
 
-        # 3 of 10 left (plus a little restored), 7 needed at 2 per second: 2 seconds
+        # 10 - 7 - 2 (admitted new) - 1 (admitted cached) = 0 left (plus a little
+        # restored), 7 needed at 2 per second: 4 seconds (3.5 rounded up)
         assert response.status_code == 429
-        assert response.headers["retry-after"] == "2"
+        assert response.headers["retry-after"] == "4"
 
 
 async def test_a_query_that_can_never_fit_the_budget_is_too_complex_not_throttled(
@@ -167,7 +171,8 @@ async def test_a_query_that_can_never_fit_the_budget_is_too_complex_not_throttle
     [error] = response.json()["errors"]
     assert response.status_code == 400
     assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
-    assert "the maximum is 20" in error["message"]
+    # a bucket of 20 less the 1 point every request pays for admission
+    assert "the maximum is 19" in error["message"]
 
 
 async def test_unused_cost_is_given_back(full_budget: httpx.AsyncClient) -> None:
@@ -179,7 +184,8 @@ async def test_unused_cost_is_given_back(full_budget: httpx.AsyncClient) -> None
     edges = response.json()["data"]["products"]["edges"]
     assert cost["requestedQueryCost"] == 102
     assert cost["actualQueryCost"] == 2 + len(edges) < 102
-    assert cost["throttleStatus"]["currentlyAvailable"] == 1000 - cost["actualQueryCost"]
+    assert cost["admissionCost"] == ADMIT_NEW
+    assert cost["throttleStatus"]["currentlyAvailable"] == 1000 - cost["actualQueryCost"] - 2
 
 
 async def test_signing_in_does_not_bring_a_fresh_budget_to_an_ip(
@@ -240,7 +246,7 @@ async def test_partner_tiers_pick_capacity_and_restore_rate(
         assert response.status_code == 200, response.text
         assert _cost(response)["throttleStatus"] == {
             "maximumAvailable": 500,
-            "currentlyAvailable": 500,
+            "currentlyAvailable": 500 - ADMIT_NEW,
             "restoreRate": 5.0,
         }
 
@@ -303,7 +309,8 @@ async def test_an_unreachable_redis_falls_back_to_per_process_buckets(
         refused = await caller.post(FIVE_NAMES)
 
         assert [response.status_code for response in served] == [200, 200]
-        assert _cost(served[1])["throttleStatus"]["currentlyAvailable"] == 6
+        # 20 - (7 + 2) - (7 + 1): admission charges included
+        assert _cost(served[1])["throttleStatus"]["currentlyAvailable"] == 3
         assert refused.status_code == 429
         assert refused.json()["errors"][0]["extensions"]["code"] == "THROTTLED"
 
@@ -469,15 +476,16 @@ async def test_two_server_processes_share_one_budget_in_redis(
             async def post(url: str) -> httpx.Response:
                 return await client.post(f"{url}/graphql", json={"query": FIVE_NAMES})
 
-            # given 28 of 30 points spent on the first process
-            spent = [await post(first) for _ in range(4)]
-            assert [response.status_code for response in spent] == [200] * 4
-            assert _cost(spent[-1])["throttleStatus"]["currentlyAvailable"] == 2
+            # given 25 of 30 points spent on the first process: 3 x 7, admitted for 2 + 1 + 1
+            spent = [await post(first) for _ in range(3)]
+            assert [response.status_code for response in spent] == [200] * 3
+            assert _cost(spent[-1])["throttleStatus"]["currentlyAvailable"] == 5
 
             # when the same caller asks the second process
             response = await post(second)
 
-            # then the shared budget is exhausted there too
+            # then the shared budget is exhausted there too (admitted for 2, new in that
+            # process's cache: 3 left, 7 needed)
             assert response.status_code == 429, response.text
             assert response.json()["errors"][0]["extensions"]["code"] == "THROTTLED"
-            assert _cost(response)["throttleStatus"]["currentlyAvailable"] == 2
+            assert _cost(response)["throttleStatus"]["currentlyAvailable"] == 3

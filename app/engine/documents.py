@@ -8,23 +8,30 @@ checks.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 
 from graphql import (
+    ArgumentNode,
     DocumentNode,
     GraphQLError,
     GraphQLSchema,
+    ObjectFieldNode,
     OperationDefinitionNode,
     OperationType,
+    StringValueNode,
+    Visitor,
     parse,
     specified_rules,
     validate,
+    visit,
 )
 from graphql.validation import ASTValidationRule
 
 from app.engine.cost import CostModel, CostPlan, QueryTooComplex, plan_operations
-from app.engine.errors import too_complex
+from app.engine.errors import ErrorCode, too_complex
 from app.engine.plan_compile import PlanCache
 
 # The parser's own limits (tokens, nesting) are limits of the document's size: QUERY_TOO_COMPLEX.
@@ -109,6 +116,8 @@ def prepare_document(schema: GraphQLSchema, query: str, rules: DocumentRules) ->
         errors = validate(
             schema, document, specified_rules, hide_suggestions=rules.hide_suggestions
         )
+    if not errors and "\\u" in query:  # only an escape can put U+0000 in a GraphQL string
+        errors = _nul_literals(document)
     if errors:
         return PreparedDocument(document=None, errors=tuple(errors), operations=operations)
     try:
@@ -126,3 +135,98 @@ def prepare_document(schema: GraphQLSchema, query: str, rules: DocumentRules) ->
         if rules.query_plans
         else None,
     )
+
+
+NUL = "\x00"
+
+
+def nul_error(where: str) -> GraphQLError:
+    """The BAD_USER_INPUT error of a string holding U+0000 (PostgreSQL text cannot store it)."""
+    return GraphQLError(
+        f"{where} holds the character U+0000 (NUL), which cannot be stored; remove it",
+        extensions={"code": ErrorCode.BAD_USER_INPUT.value},
+    )
+
+
+class _NulFinder(Visitor):
+    """Collects the arguments whose string literals hold U+0000."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[GraphQLError] = []
+
+    def enter_string_value(
+        self,
+        node: StringValueNode,
+        key: object,
+        parent: object,
+        path: object,
+        ancestors: list[object],
+    ) -> None:
+        if NUL not in node.value:
+            return
+        names = [
+            ancestor.name.value
+            for ancestor in ancestors
+            if isinstance(ancestor, ArgumentNode | ObjectFieldNode)
+        ]
+        if isinstance(parent, ArgumentNode | ObjectFieldNode):
+            names.append(parent.name.value)
+        where = f"Argument `{'.'.join(names)}`" if names else "A string literal"
+        self.errors.append(nul_error(where))
+
+
+def _nul_literals(document: DocumentNode) -> list[GraphQLError]:
+    finder = _NulFinder()
+    visit(document, finder)
+    return finder.errors
+
+
+class DocumentCache:
+    """A least-recently-used cache of prepared documents, bounded in count and in bytes.
+
+    The bytes are those of the query text (a parsed document is a fixed multiple of
+    it); a document over `max_document_bytes` is prepared but never kept, so distinct
+    large documents cannot grow a worker's memory.
+    """
+
+    def __init__(
+        self,
+        prepare: Callable[[str], PreparedDocument],
+        *,
+        max_entries: int,
+        max_bytes: int,
+        max_document_bytes: int,
+    ) -> None:
+        self._prepare = prepare
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.max_document_bytes = min(max_document_bytes, max_bytes)
+        self._entries: OrderedDict[str, PreparedDocument] = OrderedDict()
+        self.bytes = 0
+        self.prepared = 0  # documents prepared (parsed) so far: a cache miss each
+
+    def __contains__(self, query: object) -> bool:
+        return query in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __call__(self, query: str) -> PreparedDocument:
+        """The prepared document of `query`, from the cache or prepared now."""
+        entries = self._entries
+        found = entries.get(query)
+        if found is not None:
+            entries.move_to_end(query)
+            return found
+        self.prepared += 1
+        prepared = self._prepare(query)
+        size = len(query)
+        if self.max_entries <= 0 or size > self.max_document_bytes:
+            return prepared
+        entries[query] = prepared
+        self.bytes += size
+        while len(entries) > self.max_entries or self.bytes > self.max_bytes:
+            evicted, _ = entries.popitem(last=False)
+            self.bytes -= len(evicted)
+        return prepared

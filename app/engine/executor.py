@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from functools import lru_cache
 from inspect import isawaitable
 from typing import Any
 
@@ -25,6 +24,7 @@ from strawberry.schema import Schema
 from app.engine.compat import ENGINE_DISTRIBUTIONS, check_installed, core_schema
 from app.engine.cost import CostModel
 from app.engine.documents import (
+    DocumentCache,
     DocumentRules,
     OperationNotFound,
     PreparedDocument,
@@ -47,6 +47,8 @@ class GraphQLExecutor:
         schema: Schema,
         *,
         cache_size: int,
+        cache_bytes: int = 20_000_000,
+        max_cached_document_bytes: int = 100_000,
         extra_rules: tuple[type[ASTValidationRule], ...] = (),
         max_tokens: int | None = None,
         hide_suggestions: bool = False,
@@ -64,9 +66,13 @@ class GraphQLExecutor:
             cost_model=cost_model or CostModel(default_page_size=20, max_page_size=100),
             query_plans=query_plans,
         )
-        self.prepare: Callable[[str], PreparedDocument] = (
-            lru_cache(maxsize=cache_size)(self._prepare) if cache_size else self._prepare
+        self.documents = DocumentCache(
+            self._prepare,
+            max_entries=cache_size,
+            max_bytes=cache_bytes,
+            max_document_bytes=max_cached_document_bytes,
         )
+        self.prepare: Callable[[str], PreparedDocument] = self.documents
 
     def _prepare(self, query: str) -> PreparedDocument:
         return prepare_document(self.core_schema, query, self.rules)

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import orjson
 from graphql import OperationType
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import HTMLResponse, Response
 
 from app.engine import ErrorCode
-from app.http.errors import RequestError
+from app.http.errors import RequestError, logger
 from app.http.params import GRAPHQL_RESPONSE, JSON, negotiate, read_params
 from app.http.pipeline import Outcome, Pipeline, RequestState
 
@@ -73,9 +73,17 @@ def _wants_html(request: Request) -> bool:
 class GraphQLEndpoint:
     """The /graphql route: negotiation, parameters, GraphiQL; the pipeline does the rest."""
 
-    def __init__(self, pipeline: Pipeline, *, max_body_bytes: int, graphiql: bool = True) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        max_body_bytes: int,
+        body_timeout_seconds: float | None = None,
+        graphiql: bool = True,
+    ) -> None:
         self.pipeline = pipeline
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_seconds = body_timeout_seconds
         self.graphiql_html = GRAPHIQL_PAGE.read_text(encoding="utf-8") if graphiql else None
 
     async def handle(self, request: Request) -> Response:
@@ -95,9 +103,16 @@ class GraphQLEndpoint:
                     ErrorCode.METHOD_NOT_ALLOWED,
                     {"Allow": "GET, POST"},
                 )
-            params = await read_params(request, self.max_body_bytes)
+            params = await read_params(request, self.max_body_bytes, self.body_timeout_seconds)
         except RequestError as error:
             return error_response(error, media_type or JSON)
+        except ClientDisconnect:
+            # Nobody is left to answer: one INFO line, not an error with a traceback.
+            logger.info(
+                "client disconnected before sending its whole body",
+                request_id=request_id_of(request),
+            )
+            return Response(status_code=499)
         check = _over_get if request.method == "GET" else _over_post
         outcome = await self.pipeline.run(
             RequestState(request, params, request_id_of(request), check)

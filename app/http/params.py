@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -95,7 +96,21 @@ def _json_param(raw: str | None, name: str) -> Any:
         ) from None
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, seconds: float | None) -> bytes:
+    # A body trickling in (one byte a second) must not hold the worker: a deadline for all of it.
+    try:
+        async with asyncio.timeout(seconds):
+            return await _read_limited(request, limit)
+    except TimeoutError:
+        raise RequestError(
+            408,
+            f"The request body did not arrive within {seconds:g} s",
+            ErrorCode.TIMEOUT,
+            {"Connection": "close"},
+        ) from None
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestError(
@@ -113,8 +128,13 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def read_params(request: Request, max_body_bytes: int) -> GraphQLParams:
-    """Parse a GET query string or a POST JSON body into GraphQLParams."""
+async def read_params(
+    request: Request, max_body_bytes: int, body_timeout: float | None = None
+) -> GraphQLParams:
+    """Parse a GET query string or a POST JSON body into GraphQLParams.
+
+    starlette's ClientDisconnect goes on when the client leaves mid-body.
+    """
     if request.method == "GET":
         args = request.query_params
         return params_from(
@@ -132,7 +152,7 @@ async def read_params(request: Request, max_body_bytes: int) -> GraphQLParams:
             "Send the request as `Content-Type: application/json`",
             ErrorCode.UNSUPPORTED_MEDIA_TYPE,
         )
-    body = await _read_body(request, max_body_bytes)
+    body = await _read_body(request, max_body_bytes, body_timeout)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:

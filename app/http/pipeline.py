@@ -4,7 +4,7 @@ A transport (HTTP today; WebSocket/SSE later) reads a request into `GraphQLParam
 a `RequestState` and hands it to `Pipeline.run`, which returns an `Outcome`: the response
 body and how the request ended. In between, each step does one thing and knows no other:
 
-    authenticate -> limits and cost -> rate limit -> execute under timeout -> refund -> respond
+    authenticate -> admission -> refuse NUL -> limits and cost -> rate limit -> execute under timeout -> refund -> respond
 
 A step is an object with `async def __call__(self, state, call_next)`; it reads what
 earlier steps put on the state, adds its own, and either calls `call_next(state)` or
@@ -68,11 +68,12 @@ class RequestState:
     check_operation: OperationCheck
     started: float = 0.0  # Pipeline.run
     context: Any = None  # authenticate: what resolvers see as info.context
+    admitted: int = 0  # admission: the points it took (never refunded)
     prepared: PreparedDocument | None = None  # limits and cost
     cost_plan: CostPlan | None = None  # limits and cost
     requested: int | None = None  # limits and cost: set once the cost is known
-    budget: Budget | None = None  # rate limit
-    bucket: BucketState | None = None  # rate limit, then refund
+    budget: Budget | None = None  # admission, rate limit
+    bucket: BucketState | None = None  # admission, rate limit, then refund
     actual: int | None = None  # execute: the cost the operation really had
     sql_statements: int | None = None  # execute, when statements are counted (debug)
     # The answer so far: a refusal (a request error with its own status), or errors and data.
@@ -110,9 +111,13 @@ async def _end(state: RequestState) -> None:
     """After the last step: nothing more to do."""
 
 
-def cost_extension(requested: int, actual: int, bucket: BucketState | None) -> dict[str, Any]:
-    """The `extensions.cost` object of a response."""
+def cost_extension(
+    requested: int, actual: int, bucket: BucketState | None, admitted: int = 0
+) -> dict[str, Any]:
+    """The `extensions.cost` object of a response (`admissionCost` when one was charged)."""
     cost: dict[str, Any] = {"requestedQueryCost": requested, "actualQueryCost": actual}
+    if admitted:
+        cost["admissionCost"] = admitted
     if bucket is not None:
         cost["throttleStatus"] = {
             "maximumAvailable": bucket.capacity,
@@ -135,7 +140,9 @@ def respond(state: RequestState) -> Outcome:
         body["data"] = state.data
     extensions: dict[str, Any] = {}
     if state.requested is not None:
-        extensions["cost"] = cost_extension(state.requested, state.actual or 0, state.bucket)
+        extensions["cost"] = cost_extension(
+            state.requested, state.actual or 0, state.bucket, state.admitted
+        )
     if state.sql_statements is not None:
         extensions["debug"] = {
             "sqlStatements": state.sql_statements,

@@ -103,14 +103,16 @@ class LimitsAndCost:
         await call_next(state)
 
 
-def throttled(requested: int, bucket: BucketState) -> RequestError:
-    """The 429 refusal of an operation that does not fit in the caller's bucket now."""
+def throttled(
+    requested: int, bucket: BucketState, *, what: str = "the query costs"
+) -> RequestError:
+    """The 429 refusal of an operation (or admission) that does not fit in the bucket now."""
     wait = bucket.retry_after
     if not math.isfinite(wait):  # cannot happen: costs over the capacity are refused first
         wait = bucket.capacity / bucket.restore_rate
     retry_after = max(1, math.ceil(wait))
     message = (
-        f"Throttled: the query costs {requested} points and "
+        f"Throttled: {what} {requested} points and "
         f"{max(0, math.floor(bucket.available))} of {bucket.capacity} are available, "
         f"restoring {bucket.restore_rate:g} per second. Retry in {retry_after} s."
     )
@@ -129,6 +131,8 @@ class RateLimit:
         requested = state.requested
         assert requested is not None, "limits and cost runs first"
         budget = self.budget_for(state.context)
+        if requested == 0 and state.bucket is not None:
+            return await call_next(state)  # admission already read the bucket: spare a trip
         bucket = await self.limiter.take(
             budget.key, requested, capacity=budget.capacity, restore_rate=budget.restore_rate
         )

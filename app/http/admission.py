@@ -1,0 +1,123 @@
+"""Admission steps that run before any parse (see app/http/pipeline.py).
+
+`Admission` refuses query text over the byte limit and charges every request a few points
+from the caller's bucket before its document is prepared: no request is free, and a new
+document pays for its parse and validation by its size. `RefuseNul` refuses variables
+holding U+0000, which PostgreSQL text cannot store (string literals of the document are
+checked when it is prepared: app/engine/documents.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container
+from typing import Any
+
+from app.engine import ErrorCode
+from app.engine.documents import NUL, nul_error
+from app.http.errors import RequestError
+from app.http.pipeline import Next, RequestState
+from app.http.steps import throttled
+from app.platform.ratelimit import Budget, RateLimiter
+
+KB = 1024
+
+
+def query_bytes(query: str) -> int:
+    """The UTF-8 length of `query` (its length when ASCII: no encoding needed)."""
+    return len(query) if query.isascii() else len(query.encode("utf-8", "surrogatepass"))
+
+
+class Admission:
+    """Refuses oversized query text (413) and takes the admission charge (429 when empty).
+
+    The charge is `charge` points, plus `per_kb` points per started KB of a document the
+    cache does not hold (its parse and validation are still to be paid). Without a
+    limiter (rate limits off) only the size is checked.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_query_bytes: int,
+        cached: Container[str],
+        limiter: RateLimiter | None,
+        budget_for: Callable[[Any], Budget],
+        charge: int,
+        per_kb: int,
+    ) -> None:
+        self.max_query_bytes = max_query_bytes
+        self.cached = cached
+        self.limiter = limiter
+        self.budget_for = budget_for
+        self.charge = charge
+        self.per_kb = per_kb
+
+    def points(self, query: str, size: int) -> int:
+        """What admitting `query` (of `size` bytes) costs now."""
+        if self.per_kb and query not in self.cached:
+            return self.charge + -(-size // KB) * self.per_kb
+        return self.charge
+
+    async def __call__(self, state: RequestState, call_next: Next) -> None:
+        """Refuse, or set `budget`, `bucket` and `admitted` and go on."""
+        query = state.params.query
+        size = query_bytes(query)
+        if size > self.max_query_bytes:
+            state.refusal = RequestError(
+                413,
+                f"The query is {size} bytes long; the maximum is {self.max_query_bytes}. "
+                "Send a shorter document.",
+                ErrorCode.QUERY_TOO_COMPLEX,
+            )
+            return
+        limiter = self.limiter
+        points = self.points(query, size) if limiter is not None else 0
+        if limiter is not None and points:
+            budget = self.budget_for(state.context)
+            bucket = await limiter.take(
+                budget.key, points, capacity=budget.capacity, restore_rate=budget.restore_rate
+            )
+            state.budget = budget
+            state.bucket = bucket
+            state.admitted = points
+            if not bucket.allowed:
+                state.refusal = throttled(points, bucket, what="admitting the request costs")
+                return
+        await call_next(state)
+
+
+def _nul_at(value: object, where: str) -> str | None:
+    """Where in `value` (a decoded JSON value named `where`) a string holds U+0000."""
+    if isinstance(value, str):
+        return where if NUL in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if NUL in key:
+                return f"{where} (a key)"
+            found = _nul_at(item, f"{where}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_at(item, f"{where}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+class RefuseNul:
+    """Refuses (BAD_USER_INPUT) a request whose variables hold U+0000 anywhere, naming where."""
+
+    async def __call__(self, state: RequestState, call_next: Next) -> None:
+        """Set `errors` and stop, or go on."""
+        variables = state.params.variables
+        if variables:
+            found = _nul_at(variables, "$")
+            if found is not None:
+                name = found.removeprefix("$.")
+                state.errors = (nul_error(f"Variable `${name}`"),)
+                return
+        await call_next(state)
+
+
+__all__ = ["Admission", "RefuseNul", "query_bytes"]

@@ -1,0 +1,228 @@
+"""Server limits (issue 9, item 10) and trusted proxies (item 6, part), on a live uvicorn.
+
+`shopgraph serve` passes uvicorn the options of `uvicorn_options(settings)`; the tests
+here serve the app with those very options on loopback and talk raw HTTP over sockets.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from uvicorn.main import main as uvicorn_command
+
+from app.cli import uvicorn_argv, uvicorn_options
+from app.main import create_app
+from app.settings import Settings, SettingsError, load_settings
+from tests.conftest import Backend
+from tests.live_server import live_server
+
+SOCKET_TIMEOUT = 15  # seconds: a test that hangs fails instead
+TYPENAME = b'{"query": "{ __typename }"}'
+
+
+@contextmanager
+def _served(
+    backend: Backend, *, server: dict[str, Any] | None = None, **overrides: Any
+) -> Iterator[tuple[str, int]]:
+    values: dict[str, Any] = {
+        "rate_limit_key_prefix": f"shopgraph-test:{uuid.uuid4().hex}:",
+        "rate_limit_restore_rate": 0.001,
+    }
+    values.update(overrides)
+    settings = backend.settings(**values)
+    options = {**uvicorn_options(settings), **(server or {})}
+    with live_server(create_app(settings), **options) as url:
+        host, port = url.removeprefix("http://").split(":")
+        yield host, int(port)
+
+
+def _connect(address: tuple[str, int]) -> socket.socket:
+    connection = socket.create_connection(address, timeout=SOCKET_TIMEOUT)
+    return connection
+
+
+def _head(length: int, extra: str = "") -> bytes:
+    return (
+        "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n{extra}\r\n"
+    ).encode()
+
+
+def _read_response(connection: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        if not chunk:
+            raise AssertionError(f"connection closed after {data!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in lines)
+    }
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return int(status_line.split()[1]), headers, body
+
+
+# --- the options serve passes ------------------------------------------------------------
+
+
+def test_serve_passes_server_limits_and_no_proxy_headers_by_default() -> None:
+    argv = uvicorn_argv(uvicorn_options(Settings()))
+
+    assert argv == [
+        "--timeout-keep-alive",
+        "5",
+        "--h11-max-incomplete-event-size",
+        "16384",
+        "--timeout-graceful-shutdown",
+        "10",
+        "--no-proxy-headers",
+        "--limit-concurrency",
+        "1000",
+    ]
+    # the installed uvicorn knows every one of them
+    uvicorn_command.make_context("uvicorn", ["app.asgi:app", *argv])
+
+
+def test_serve_believes_proxy_headers_from_the_trusted_proxies_only() -> None:
+    settings = Settings(trusted_proxies="10.0.0.1, 10.1.0.0/16", limit_concurrency=None)
+
+    argv = uvicorn_argv(uvicorn_options(settings))
+
+    assert "--proxy-headers" in argv and "--no-proxy-headers" not in argv
+    assert argv[argv.index("--forwarded-allow-ips") + 1] == "10.0.0.1/32,10.1.0.0/16"
+    assert "--limit-concurrency" not in argv
+    uvicorn_command.make_context("uvicorn", ["app.asgi:app", *argv])
+
+
+def test_trusted_proxies_take_a_json_list_and_refuse_what_is_no_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings(trusted_proxies='["::1", "192.168.0.0/24"]').trusted_proxies == [
+        "::1/128",
+        "192.168.0.0/24",
+    ]
+    monkeypatch.setenv("SHOPGRAPH_TRUSTED_PROXIES", "10.0.0.1,proxy.local")
+    with pytest.raises(SettingsError, match=r"SHOPGRAPH_TRUSTED_PROXIES: .*'proxy\.local'"):
+        load_settings()
+
+
+# --- trusted proxies ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("trusted", [[], ["127.0.0.1"]])
+def test_a_spoofed_forwarded_for_does_not_buy_a_fresh_budget(
+    backend: Backend, trusted: list[str]
+) -> None:
+    # a bucket of 3 points: `{ __typename }` is admitted for 2 (new), then 1
+    with _served(backend, rate_limit_capacity=3, trusted_proxies=trusted) as (host, port):
+        statuses = [
+            httpx.post(
+                f"http://{host}:{port}/graphql",
+                content=TYPENAME,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Forwarded-For": f"203.0.113.{number}",
+                },
+            ).status_code
+            for number in range(1, 6)
+        ]
+
+    if trusted:  # the control: a trusted proxy's header does pick the bucket
+        assert statuses == [200] * 5
+    else:  # every spoofed address spends the one loopback bucket
+        assert statuses == [200, 200, 429, 429, 429]
+
+
+# --- timeouts and buffers ----------------------------------------------------------------
+
+
+def test_a_body_that_trickles_in_is_answered_408(backend: Backend) -> None:
+    with _served(backend, body_timeout_seconds=1) as address, _connect(address) as connection:
+        connection.sendall(_head(len(TYPENAME)))
+        # one byte every 0.2 s: the whole body would take ~5 s
+        status, headers, body = 0, {}, b""
+        for byte in TYPENAME:
+            try:
+                connection.sendall(bytes([byte]))
+            except OSError:
+                break
+            connection.settimeout(0.2)
+            try:
+                status, headers, body = _read_response(connection)
+                break
+            except TimeoutError:
+                continue
+            finally:
+                connection.settimeout(SOCKET_TIMEOUT)
+
+    assert status == 408, (status, body)
+    assert orjson.loads(body)["errors"][0]["extensions"]["code"] == "TIMEOUT"
+    assert headers["connection"] == "close"
+
+
+def test_an_idle_keep_alive_connection_is_closed(backend: Backend) -> None:
+    with (
+        _served(backend, timeout_keep_alive_seconds=1) as address,
+        _connect(address) as connection,
+    ):
+        connection.sendall(_head(len(TYPENAME)) + TYPENAME)
+        status, _, _ = _read_response(connection)
+        assert status == 200
+
+        # then nothing: the server closes the connection (recv sees the end)
+        assert connection.recv(1) == b""
+
+
+def test_headers_over_the_buffer_limit_are_refused(backend: Backend) -> None:
+    # The limit is h11's: uvicorn picks httptools when it is installed, where it has no say.
+    with (
+        _served(backend, server={"http": "h11"}, h11_max_incomplete_event_size=4096) as address,
+        _connect(address) as connection,
+    ):
+        # headers that never end: the server stops buffering them past the limit
+        unfinished = _head(len(TYPENAME)).removesuffix(b"\r\n")
+        connection.sendall(unfinished + f"X-Padding: {'a' * 8000}".encode())
+        status, _, _ = _read_response(connection)
+
+    assert status == 400
+
+
+def test_a_client_that_leaves_mid_body_is_one_info_line(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    with _served(backend) as address:
+        with _connect(address) as connection:
+            connection.sendall(_head(1000) + b'{"query": ')
+        # the server notices: wait for its line (a served request after it proves it is up)
+        with _connect(address) as connection:
+            connection.sendall(_head(len(TYPENAME)) + TYPENAME)
+            assert _read_response(connection)[0] == 200
+        deadline = time.monotonic() + SOCKET_TIMEOUT
+        while time.monotonic() < deadline and not _disconnects(caplog):
+            time.sleep(0.05)
+
+    [record] = _disconnects(caplog)
+    assert record.levelno == logging.INFO
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def _disconnects(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if "client disconnected" in str(record.msg)]
