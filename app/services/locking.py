@@ -17,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 async def lock_owner(connection: AsyncConnection, table: Table, row_id: int) -> Row[Any] | None:
     """The owner row locked until commit (None if it does not exist); call it first in the transaction."""
     if connection.dialect.name == "sqlite":
-        await connection.execute(update(table).where(table.c.id == row_id).values(id=table.c.id))
+        # Every column to itself: `onupdate` defaults (updated_at) must not fire on a lock.
+        unchanged = {column.name: column for column in table.c if column.onupdate is not None}
+        unchanged["id"] = table.c.id
+        await connection.execute(update(table).where(table.c.id == row_id).values(unchanged))
     stmt = select(table).where(table.c.id == row_id).with_for_update()
     return (await connection.execute(stmt)).first()
