@@ -284,6 +284,20 @@ async def test_nested_connections_count_their_actual_edges(anonymous: GraphQLCli
     assert cost["actualQueryCost"] == 2 + len(products) * (1 + 2) + reviews
 
 
+async def test_a_counted_total_costs_a_default_page_and_a_stored_one_nothing(
+    anonymous: GraphQLClient,
+) -> None:
+    # products.totalCount runs a COUNT; reviews.totalCount reads the product's rating_count.
+    counted = (await anonymous.post("{ products(first: 0) { totalCount } }")).json()
+    stored = (
+        await anonymous.post("{ products(first: 2) { edges { node { reviews { totalCount } } } } }")
+    ).json()
+
+    assert counted["extensions"]["cost"]["requestedQueryCost"] == 2 + 20
+    assert counted["extensions"]["cost"]["actualQueryCost"] == 2 + 20
+    assert stored["extensions"]["cost"]["requestedQueryCost"] == 2 + 2 * (1 + 2)
+
+
 async def test_a_query_over_the_maximum_cost_is_refused_before_execution(
     anonymous: GraphQLClient,
 ) -> None:
