@@ -29,6 +29,7 @@ type Product implements Node {
   id: ID!
   name: String!
   tags: [String!]!
+  totalCount: Int!
   variants: [Variant!]!
   reviews(first: Int, last: Int): ReviewConnection!
 }
@@ -63,10 +64,22 @@ REQUESTED: list[tuple[str, str, dict[str, Any] | None, int]] = [
         12,
     ),
     (
-        "pageInfo and totalCount count once",
+        "pageInfo and totalCount count once, totalCount as a default page",
         "{ products(first: 10) { totalCount pageInfo { hasNextPage } } }",
         None,
-        3,
+        2 + 20 + 1,
+    ),
+    (
+        "totalCount costs a default page whatever the page size",
+        "{ products(first: 0) { totalCount } }",
+        None,
+        2 + 20,
+    ),
+    (
+        "a scalar called totalCount outside a connection is free",
+        '{ product(id: "1") { totalCount } }',
+        None,
+        1,
     ),
     ("the default page size", "{ products { edges { node { id } } } }", None, 22),
     (
@@ -135,7 +148,7 @@ REQUESTED: list[tuple[str, str, dict[str, Any] | None, int]] = [
         "aliases are separate fields",
         "{ a: products(first: 10) { totalCount } b: products(first: 10) { totalCount } }",
         None,
-        4,
+        2 * (2 + 20),
     ),
     ("a literal @skip is honoured", '{ product(id: "1") @skip(if: true) { name } }', None, 0),
     (
@@ -162,7 +175,7 @@ def test_requested_cost(query: str, variables: dict[str, Any] | None, cost: int)
 
 
 def test_a_plan_without_variable_sizes_is_costed_once() -> None:
-    assert _plan("{ products(first: 10) { totalCount } }").static_cost == 2
+    assert _plan("{ products(first: 10) { totalCount } }").static_cost == 2 + 20
     assert _plan("query ($n: Int) { products(first: $n) { totalCount } }").static_cost is None
 
 
@@ -177,6 +190,16 @@ def test_actual_cost_counts_the_items_returned() -> None:
     # 2 + [1 + variants 1 + (2 + 1 review)] + [1 + variants 1 + 2 for a null connection]
     assert plan.actual(data) == 2 + (1 + 1 + 3) + (1 + 1 + 2)
     assert plan.actual(None) == 0
+
+
+def test_actual_cost_charges_a_count_that_ran_and_not_one_under_a_null_connection() -> None:
+    plan = _plan(
+        '{ products(first: 0) { totalCount } product(id: "1") { reviews { totalCount } } }'
+    )
+
+    assert plan.actual({"products": {"totalCount": 7}, "product": {"reviews": None}}) == (
+        2 + 20
+    ) + (1 + 2)
 
 
 def test_actual_cost_of_a_null_object_is_its_own_cost() -> None:
@@ -215,7 +238,7 @@ def test_a_fragment_spread_twice_in_one_selection_is_inlined_once() -> None:
         + [f"fragment B{levels} on Query {{ __typename }}"]
     )
 
-    assert plan_operations(SCHEMA, parse(document), MODEL)[None].requested(None) == 2
+    assert plan_operations(SCHEMA, parse(document), MODEL)[None].requested(None) == 2 + 20
 
 
 # --- over HTTP -----------------------------------------------------------------------------------
@@ -259,6 +282,20 @@ async def test_nested_connections_count_their_actual_edges(anonymous: GraphQLCli
     cost = body["extensions"]["cost"]
     assert cost["requestedQueryCost"] == 2 + 10 * (1 + 2 + 3)
     assert cost["actualQueryCost"] == 2 + len(products) * (1 + 2) + reviews
+
+
+async def test_a_counted_total_costs_a_default_page_and_a_stored_one_nothing(
+    anonymous: GraphQLClient,
+) -> None:
+    # products.totalCount runs a COUNT; reviews.totalCount reads the product's rating_count.
+    counted = (await anonymous.post("{ products(first: 0) { totalCount } }")).json()
+    stored = (
+        await anonymous.post("{ products(first: 2) { edges { node { reviews { totalCount } } } } }")
+    ).json()
+
+    assert counted["extensions"]["cost"]["requestedQueryCost"] == 2 + 20
+    assert counted["extensions"]["cost"]["actualQueryCost"] == 2 + 20
+    assert stored["extensions"]["cost"]["requestedQueryCost"] == 2 + 2 * (1 + 2)
 
 
 async def test_a_query_over_the_maximum_cost_is_refused_before_execution(

@@ -6,10 +6,13 @@ Rules (the README's "Limits and rate limits" section is the public version):
 - an object field (object, interface or union type) costs 1, plus its selection;
 - a connection field (its type's name ends with "Connection") costs 2 plus page size x
   the cost of one item: `edges` are the page (an edge itself is free, its `node` is an
-  object, 1), other fields of the connection (`pageInfo` 1, `totalCount` 0) count once.
+  object, 1), other fields of the connection (`pageInfo` 1, `totalCount` below) count once.
   The page size is `first` or `last` (literal or variable, the larger when both are
   given), else the default page size, and never more than the maximum page size (a
   larger one is refused by the field itself with BAD_USER_INPUT);
+- a connection's `totalCount` costs the default page size (20 by default): its COUNT reads
+  every matching row whatever `first` says; a count that is stored, not counted, declares
+  its cost in its Strawberry field's metadata (`metadata={"cost": 0}`);
 - a plain list of objects costs 1, like an object, plus PLAIN_LIST_SIZE x the cost of one
   item's selection (an item's scalars are free, its objects are not): lists that can
   grow are connections, plain lists are small, fixed ones loaded in one batch (a
@@ -65,6 +68,9 @@ CONNECTION_COST = 2
 MUTATION_COST = 10
 INTROSPECTION_COST = 1
 PLAIN_LIST_SIZE = 3
+# The one costed scalar: a connection's count, charged as a default page (see above).
+TOTAL_COUNT_FIELD = "totalCount"
+COST_METADATA_KEY = "cost"
 # A plan is built from the document with fragments inlined. A document that inlines to
 # more fields than this is refused: fragments spread inside fragments grow exponentially.
 MAX_EXPANDED_FIELDS = 10_000
@@ -312,6 +318,12 @@ class _Planner:
             return None
         named = get_named_type(definition.type)
         if is_leaf_type(named):
+            if name == TOTAL_COUNT_FIELD and owner.name.endswith("Connection"):
+                declared = _declared_cost(definition)
+                cost = self.model.default_page_size if declared is None else declared
+                if root_cost or cost:
+                    return FieldCost(root_cost or cost)
+                return None
             return FieldCost(root_cost) if root_cost else None
         if named.name.endswith("Connection"):
             selection = self.selection(named, nodes, page=self._page_size(node))
@@ -388,6 +400,13 @@ def _field_definition(owner: GraphQLNamedType, name: str) -> GraphQLField | None
         found: GraphQLField | None = owner.fields.get(name)
         return found
     return None
+
+
+def _declared_cost(definition: GraphQLField) -> int | None:
+    # Strawberry keeps its own field object in the graphql-core field's extensions.
+    strawberry_field = (definition.extensions or {}).get("strawberry-definition")
+    cost = (getattr(strawberry_field, "metadata", None) or {}).get(COST_METADATA_KEY)
+    return cost if isinstance(cost, int) and not isinstance(cost, bool) else None
 
 
 def _is_list(type_: Any) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -66,11 +66,23 @@ class Cursor:
                 value = datetime.fromisoformat(value)
                 if value.tzinfo is None:
                     raise ValueError("naive time")
+                # Columns store UTC: a time whose UTC form leaves years 1-9999 (e.g.
+                # 9999-12-31T23:59:59-14:00) would overflow when bound as a parameter.
+                value = value.astimezone(UTC)
             elif not isinstance(value, str | int | float | None) or isinstance(value, bool):
                 raise ValueError("bad value")
+            elif isinstance(value, str) and "\x00" in value:
+                raise ValueError("NUL in a text value")  # no column can hold it
             if not isinstance(row_id, int) or isinstance(row_id, bool) or not 1 <= row_id <= MAX_PK:
                 raise ValueError("bad id")
-        except (ValueError, TypeError, UnicodeError, binascii.Error, orjson.JSONDecodeError):
+        except (
+            ValueError,
+            TypeError,
+            OverflowError,
+            UnicodeError,
+            binascii.Error,
+            orjson.JSONDecodeError,
+        ):
             raise InvalidInput(f"Malformed cursor {text[:80]!r}") from None
         if cursor_sort != sort.name:
             raise InvalidInput(
@@ -78,6 +90,8 @@ class Cursor:
             )
         if not sort.accepts(value):
             raise InvalidInput(f"Malformed cursor {text[:80]!r}")
+        if sort.value_type is float and isinstance(value, int):
+            value = float(value)  # a float column's parameter: never a 64-bit-overflowing int
         return cls(sort=cursor_sort, value=value, id=row_id)
 
 

@@ -213,7 +213,10 @@ class ReviewConnection:
 
     edges: list[ReviewEdge] = strawberry.field(description="The reviews of this page.")
     page_info: PageInfo = strawberry.field(description="Where this page sits.")
-    total_count: int = strawberry.field(description="How many reviews there are in all.")
+    # Read from the product's stored rating count, not counted: it costs nothing (engine/cost.py).
+    total_count: int = strawberry.field(
+        description="How many reviews there are in all.", metadata={"cost": 0}
+    )
 
     @classmethod
     def from_page(cls, page: Page[Any], *, total_count: int) -> ReviewConnection:

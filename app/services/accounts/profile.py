@@ -18,6 +18,7 @@ from app.platform.passwords import password_hasher
 from app.services.accounts import rules
 from app.services.accounts.rules import NAME_MAX, addresses, users
 from app.services.accounts.sessions import SignedIn, start_session
+from app.services.locking import lock_owner
 from app.settings import Settings
 
 ADDRESS_LINE_MAX = 200
@@ -85,6 +86,9 @@ async def add_address(db: Database, *, user_id: int, address: AddressFields) -> 
     """Add an address to the user's address book."""
     values = _address_values(address)
     async with db.engine.begin() as connection:
+        # Serializes this owner's inserts, so the count below cannot go stale (issue 9).
+        if await lock_owner(connection, users, user_id) is None:
+            raise NotFound("The account no longer exists")
         count = (
             await connection.execute(
                 select(func.count()).select_from(addresses).where(addresses.c.user_id == user_id)

@@ -17,6 +17,7 @@ from app.loaders.base import table_of
 from app.models import Category, Product, ProductImage, ProductVariant, Review
 from app.platform.errors import DomainError, ErrorKind, InvalidInput, NotFound
 from app.platform.money import to_minor
+from app.services.locking import lock_owner
 
 categories = table_of(Category)
 products = table_of(Product)
@@ -133,8 +134,7 @@ async def lock_product(
     connection: AsyncConnection, product_id: int, *, field: str, visible_only: bool = False
 ) -> Row[Any]:
     """The product row, locked until commit so derived columns are recomputed one writer at a time."""
-    stmt = select(products).where(products.c.id == product_id).with_for_update()
-    row = (await connection.execute(stmt)).first()
+    row = await lock_owner(connection, products, product_id)  # SQLite too: see locking.py
     if row is None or (visible_only and not row.is_published):
         raise NotFound("No such product", field=field)
     return row
