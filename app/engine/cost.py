@@ -61,6 +61,7 @@ from graphql import (
     is_leaf_type,
 )
 
+from app.engine.compat import field_definition
 from app.engine.selections import collect, fragments_of, literally_included
 
 OBJECT_COST = 1
@@ -403,9 +404,9 @@ def _field_definition(owner: GraphQLNamedType, name: str) -> GraphQLField | None
 
 
 def _declared_cost(definition: GraphQLField) -> int | None:
-    # Strawberry keeps its own field object in the graphql-core field's extensions.
-    strawberry_field = (definition.extensions or {}).get("strawberry-definition")
-    cost = (getattr(strawberry_field, "metadata", None) or {}).get(COST_METADATA_KEY)
+    strawberry_field = field_definition(definition)
+    metadata: Mapping[str, Any] = (strawberry_field.metadata if strawberry_field else None) or {}
+    cost = metadata.get(COST_METADATA_KEY)
     return cost if isinstance(cost, int) and not isinstance(cost, bool) else None
 
 

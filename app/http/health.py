@@ -37,9 +37,7 @@ class Readiness:
     async def handle(self, request: Request) -> JSONResponse:
         """Run the checks concurrently; report each one."""
         names = list(self.checks)
-        outcomes = await asyncio.gather(
-            *(self._check(name) for name in names), return_exceptions=False
-        )
+        outcomes = await asyncio.gather(*(self._check(name) for name in names))
         report = dict(zip(names, outcomes, strict=True))
         ready = all(outcome == "ok" for outcome in outcomes)
         body = {"status": "ready" if ready else "not ready", **report}
