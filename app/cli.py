@@ -166,6 +166,8 @@ def seed(
     ] = 42,
 ) -> None:
     """Add a deterministic demo catalog (idempotent: only what is missing is added)."""
+    from sqlalchemy import text
+
     from app.db.checks import check_ready
     from app.services.seed import DemoStaff, seed_catalog, seed_demo_staff
     from app.settings import Environment
@@ -178,6 +180,8 @@ def seed(
         started = time.perf_counter()
         try:
             async with db.engine.begin() as connection:
+                if not settings.is_sqlite:  # bulk inserts: not bound by a request's timeout
+                    await connection.execute(text("SET LOCAL statement_timeout = 0"))
                 report = await seed_catalog(
                     connection,
                     products=products,

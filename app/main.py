@@ -16,7 +16,8 @@ from starlette.staticfiles import StaticFiles
 
 from app.context import Context
 from app.db import Database, count_statements
-from app.engine import CostModel, GraphQLExecutor, Limits, validation_rules
+from app.db.outages import database_outage
+from app.engine import CostModel, GraphQLExecutor, Limits, settle_unwinding, validation_rules
 from app.http.admission import Admission, RefuseNul
 from app.http.graphql import STATIC_DIR, GraphQLEndpoint, request_id_of
 from app.http.health import Check, Readiness, health
@@ -113,7 +114,11 @@ def create_app(settings: Settings) -> Starlette:
         )
     )
     graphql = GraphQLEndpoint(
-        Pipeline(steps),
+        Pipeline(
+            steps,
+            time_limit=settings.operation_timeout_seconds,
+            translate=database_outage,
+        ),
         max_body_bytes=settings.max_body_bytes,
         body_timeout_seconds=settings.body_timeout_seconds,
         graphiql=settings.env is Environment.DEVELOPMENT or bool(settings.debug),
@@ -139,6 +144,8 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
+            # Requests stopped at their deadline may still be closing connections (<= 2 s).
+            await settle_unwinding(within_seconds=3.0)
             await db.dispose()
             if redis is not None:
                 await redis.aclose()

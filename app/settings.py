@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
     gzip_min_bytes: Annotated[int, Field(ge=0)] = 1000
     db_pool_size: Annotated[int, Field(ge=1, le=200)] = 10
+    # A request waits this long at most for a pooled connection, a new one, or one statement.
+    db_pool_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
+    db_connect_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
+    db_statement_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
     document_cache_size: Annotated[int, Field(ge=0, le=100_000)] = 1000
     # Query text the document cache keeps in all; longer documents than the second are never kept.
     document_cache_bytes: Annotated[int, Field(ge=0, le=10_000_000_000)] = 20_000_000

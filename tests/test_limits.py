@@ -251,12 +251,14 @@ async def test_an_operation_over_the_timeout_is_stopped_with_a_clear_error(
         body["extensions"]["cost"]["actualQueryCost"]
         == body["extensions"]["cost"]["requestedQueryCost"]
     )
-    # and nothing leaks: every pooled connection comes back, and the app keeps serving
-    for _ in range(100):
-        engines = (app.state.db.engine, app.state.db.read_engine)
-        if all(engine.pool.checkedout() == 0 for engine in engines):
+    # and nothing leaks: the stopped work (its loader batches included) ends, every pooled
+    # connection comes back, and the app keeps serving
+    engines = (app.state.db.engine, app.state.db.read_engine)
+    for _ in range(250):
+        if len(asyncio.all_tasks()) == 1 and all(e.pool.checkedout() == 0 for e in engines):
             break
         await asyncio.sleep(0.02)
+    assert len(asyncio.all_tasks()) == 1, asyncio.all_tasks()
     assert [engine.pool.checkedout() for engine in engines] == [0, 0]
     assert await client.query("{ __typename }") == {"__typename": "Query"}
 

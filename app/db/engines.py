@@ -21,36 +21,37 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.db.fast_reads import FastReader
+from app.db.sqlite import SQLiteConnector, sqlite_pragmas
 from app.db.statements import note_statement, on_statement
 from app.engine.compat import check_installed
 from app.settings import Settings
 
 
-def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
-    # Foreign keys are off by default in SQLite; WAL lets readers run beside a writer.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
-
-
-def _make_engine(settings: Settings, *, autocommit: bool) -> AsyncEngine:
+def _make_engine(
+    settings: Settings, *, autocommit: bool, sqlite: SQLiteConnector | None
+) -> AsyncEngine:
     options: dict[str, Any] = {}
     if autocommit:
         options["isolation_level"] = "AUTOCOMMIT"
     if settings.is_sqlite:
-        options["connect_args"] = {"timeout": 5}
+        options["async_creator"] = sqlite
     else:
         # A fixed pool: overflow connections are closed on return, so under load they
         # churn (a new PostgreSQL backend per checkout). Waiting for a pooled one is cheaper.
         options["pool_size"] = settings.db_pool_size
         options["max_overflow"] = 0
-        options["pool_timeout"] = 30
+        options["pool_timeout"] = settings.db_pool_timeout_seconds
+        # A stalled server or path ends in an error, not a hang: the connect and every
+        # statement are bounded (bulk work such as seeding lifts the statement bound).
+        statement_ms = round(settings.db_statement_timeout_seconds * 1000)
+        options["connect_args"] = {
+            "timeout": settings.db_connect_timeout_seconds,
+            "server_settings": {"statement_timeout": str(statement_ms)},
+        }
     engine = create_async_engine(settings.database_url, **options)
     event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
     if settings.is_sqlite:
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
     return engine
 
 
@@ -63,6 +64,7 @@ class Database:
     sessions: async_sessionmaker[AsyncSession]
     # Loader reads on raw asyncpg (PostgreSQL only; SQLite reads through read()).
     fast_reads: FastReader | None = None
+    sqlite: SQLiteConnector | None = None  # opens (and at the end closes) SQLite connections
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -70,13 +72,20 @@ class Database:
         if not settings.is_sqlite:
             # Fast reads rely on SQLAlchemy internals checked on the pinned range only.
             check_installed(["sqlalchemy"])
-        engine = _make_engine(settings, autocommit=False)
-        read_engine = _make_engine(settings, autocommit=True)
+        sqlite = SQLiteConnector(settings.database_url) if settings.is_sqlite else None
+        engine = _make_engine(settings, autocommit=False, sqlite=sqlite)
+        read_engine = _make_engine(settings, autocommit=True, sqlite=sqlite)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         fast_reads = (
             None if settings.is_sqlite else FastReader(read_engine, on_statement=note_statement)
         )
-        return cls(engine=engine, read_engine=read_engine, sessions=sessions, fast_reads=fast_reads)
+        return cls(
+            engine=engine,
+            read_engine=read_engine,
+            sessions=sessions,
+            fast_reads=fast_reads,
+            sqlite=sqlite,
+        )
 
     def read(self) -> _ReadConnection:
         """A short AUTOCOMMIT connection for one batch of plain reads."""
@@ -91,6 +100,8 @@ class Database:
         """Close every pooled connection."""
         await self.engine.dispose()
         await self.read_engine.dispose()
+        if self.sqlite is not None:
+            await self.sqlite.close_all()
 
 
 class _ReadConnection:

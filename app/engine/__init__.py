@@ -5,6 +5,7 @@ app uses what this module exports.
 """
 
 from app.engine.cost import CostModel, CostPlan
+from app.engine.deadlines import DeadlinePassed, finish_by, settle_unwinding
 from app.engine.documents import OperationNotFound, PreparedDocument
 from app.engine.errors import ClientError, ErrorCode, client_error, too_complex
 from app.engine.executor import GraphQLExecutor, OperationTimeout
@@ -17,6 +18,7 @@ __all__ = [
     "ClientError",
     "CostModel",
     "CostPlan",
+    "DeadlinePassed",
     "ErrorCode",
     "GraphQLExecutor",
     "Limits",
@@ -24,6 +26,8 @@ __all__ = [
     "OperationTimeout",
     "PreparedDocument",
     "client_error",
+    "finish_by",
+    "settle_unwinding",
     "too_complex",
     "validation_rules",
 ]

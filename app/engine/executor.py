@@ -23,6 +23,7 @@ from strawberry.schema import Schema
 
 from app.engine.compat import ENGINE_DISTRIBUTIONS, check_installed, core_schema
 from app.engine.cost import CostModel
+from app.engine.deadlines import DeadlinePassed, finish_by
 from app.engine.documents import (
     DocumentCache,
     DocumentRules,
@@ -106,14 +107,11 @@ class GraphQLExecutor:
             if time_limit is None:
                 result = await result
             else:
-                deadline = asyncio.timeout(time_limit)
+                deadline = asyncio.get_running_loop().time() + time_limit
                 try:
-                    async with deadline:
-                        result = await result
-                except TimeoutError:
-                    if deadline.expired():
-                        raise OperationTimeout(f"not finished within {time_limit:g} s") from None
-                    raise
+                    result = await finish_by(result, deadline)
+                except DeadlinePassed:
+                    raise OperationTimeout(f"not finished within {time_limit:g} s") from None
         assert isinstance(result, ExecutionResult)
         return result
 

@@ -30,11 +30,12 @@ from typing import Any, NamedTuple, Protocol
 from graphql import GraphQLError, OperationType
 from starlette.requests import HTTPConnection
 
-from app.engine import CostPlan, PreparedDocument, client_error
+from app.engine import ClientError, CostPlan, PreparedDocument, client_error
 from app.http.errors import (
     RequestError,
     internal_error_body,
     log_unexpected,
+    logger,
     stray_cancellation,
 )
 from app.platform.ratelimit import BucketState, Budget
@@ -51,6 +52,10 @@ class GraphQLParams:
 
 
 OperationCheck = Callable[[OperationType], RequestError | None]
+# What an unexpected exception means when it is a dependency's failure, not a bug (a
+# database outage: SERVICE_UNAVAILABLE, 503 before execution); None: a bug, masked and
+# logged in full.
+Translate = Callable[[BaseException], ClientError | None]
 
 
 @dataclass(slots=True, eq=False)
@@ -67,6 +72,9 @@ class RequestState:
     # What this transport may run (HTTP GET: queries only): a refusal, or None to go on.
     check_operation: OperationCheck
     started: float = 0.0  # Pipeline.run
+    # Pipeline.run: the event loop's clock by which the request must be answered; every
+    # step that waits (authentication, execution) waits no longer.
+    deadline: float = math.inf
     context: Any = None  # authenticate: what resolvers see as info.context
     admitted: int = 0  # admission: the points it took (never refunded)
     prepared: PreparedDocument | None = None  # limits and cost
@@ -127,7 +135,7 @@ def cost_extension(
     return cost
 
 
-def respond(state: RequestState) -> Outcome:
+def respond(state: RequestState, translate: Translate | None = None) -> Outcome:
     """The last step: the response body from what the others left on the state."""
     body: dict[str, Any] = {}
     refusal = state.refusal
@@ -135,7 +143,8 @@ def respond(state: RequestState) -> Outcome:
         body["errors"] = [refusal.formatted]
     elif state.errors:
         request_id = state.request_id
-        body["errors"] = [client_error(error, request_id).formatted for error in state.errors]
+        errors = state.errors if translate is None else _translated(state, translate)
+        body["errors"] = [client_error(error, request_id).formatted for error in errors]
     if state.executed:
         body["data"] = state.data
     extensions: dict[str, Any] = {}
@@ -155,11 +164,56 @@ def respond(state: RequestState) -> Outcome:
     return Outcome(body, None, state.executed, None)
 
 
-class Pipeline:
-    """The steps in order, linked once; `run` answers every request with an Outcome."""
+def _translated(state: RequestState, translate: Translate) -> list[GraphQLError]:
+    """The errors, with unexpected ones that `translate` knows replaced by client errors."""
+    errors: list[GraphQLError] = []
+    known: dict[int, ClientError | None] = {}  # one batch's failure fails many fields
+    for error in state.errors:
+        original = error.original_error
+        if original is None or isinstance(original, ClientError | GraphQLError):
+            errors.append(error)
+            continue
+        if id(original) not in known:
+            known[id(original)] = meaning = translate(original)
+            if meaning is not None:
+                _log_translated(state, original, meaning)
+        meaning = known[id(original)]
+        if meaning is None:
+            errors.append(error)
+        else:
+            errors.append(
+                GraphQLError(meaning.message, error.nodes, path=error.path, original_error=meaning)
+            )
+    return errors
 
-    def __init__(self, steps: Sequence[Step]) -> None:
+
+def _log_translated(state: RequestState, error: BaseException, meaning: ClientError) -> None:
+    # One line, no traceback: an outage is no bug, and it fails every request alike.
+    logger.warning(
+        "request failed on a dependency",
+        request_id=state.request_id,
+        code=meaning.code.value,
+        cause=f"{type(error).__name__}: {error}"[:300],
+    )
+
+
+class Pipeline:
+    """The steps in order, linked once; `run` answers every request with an Outcome.
+
+    `time_limit` (seconds) sets each request's deadline; `translate` names the unexpected
+    failures that are no bug (see `Translate`).
+    """
+
+    def __init__(
+        self,
+        steps: Sequence[Step],
+        *,
+        time_limit: float | None = None,
+        translate: Translate | None = None,
+    ) -> None:
         self.steps = tuple(steps)
+        self.time_limit = time_limit
+        self.translate = translate
         chain: Next = _end
         for step in reversed(self.steps):
             chain = partial(step, call_next=chain)
@@ -168,6 +222,8 @@ class Pipeline:
     async def run(self, state: RequestState) -> Outcome:
         """Take the request through every step; an unexpected failure is a masked 500."""
         state.started = time.perf_counter()
+        if self.time_limit is not None:
+            state.deadline = asyncio.get_running_loop().time() + self.time_limit
         try:
             await self._chain(state)
         except asyncio.CancelledError as error:
@@ -176,12 +232,18 @@ class Pipeline:
             return self._internal_error(state, error)
         except Exception as error:
             return self._internal_error(state, error)
-        return respond(state)
+        return respond(state, self.translate)
 
-    @staticmethod
-    def _internal_error(state: RequestState, error: BaseException) -> Outcome:
-        log_unexpected(error, request_id=state.request_id, where="graphql pipeline")
-        return Outcome(internal_error_body(state.request_id), 500, False, None)
+    def _internal_error(self, state: RequestState, error: BaseException) -> Outcome:
+        meaning = None if self.translate is None else self.translate(error)
+        if meaning is None:
+            log_unexpected(error, request_id=state.request_id, where="graphql pipeline")
+            return Outcome(internal_error_body(state.request_id), 500, False, None)
+        _log_translated(state, error, meaning)
+        body = {
+            "errors": [{"message": meaning.message, "extensions": {"code": meaning.code.value}}]
+        }
+        return Outcome(body, 503, False, {"Retry-After": "1"})
 
 
 __all__ = [
@@ -192,6 +254,7 @@ __all__ = [
     "Pipeline",
     "RequestState",
     "Step",
+    "Translate",
     "cost_extension",
     "respond",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
@@ -11,10 +12,12 @@ from graphql import ExecutionResult, GraphQLError
 from starlette.requests import HTTPConnection
 
 from app.engine import (
+    DeadlinePassed,
     ErrorCode,
     GraphQLExecutor,
     OperationNotFound,
     OperationTimeout,
+    finish_by,
     too_complex,
 )
 from app.http.errors import RequestError
@@ -36,15 +39,32 @@ CountStatements = Callable[[], AbstractContextManager[StatementCount]]
 
 
 class Authenticate:
-    """Builds the resolvers' context for the caller; refuses a bad credential (401)."""
+    """Builds the resolvers' context for the caller; refuses a bad credential (401).
+
+    Looking the caller up may read the database: it runs within the request's deadline,
+    and a lookup that does not end by then is a 503 (TIMEOUT), never a hung request.
+    """
 
     def __init__(self, context_factory: ContextFactory) -> None:
         self.context_factory = context_factory
 
     async def __call__(self, state: RequestState, call_next: Next) -> None:
         """Set `state.context`, or refuse."""
-        try:
+        if "authorization" not in state.connection.headers:
+            # No credentials: nothing to look up, so no timer to arm (the common case).
             state.context = await self.context_factory(state.connection)
+            return await call_next(state)
+        try:
+            state.context = await finish_by(self.context_factory(state.connection), state.deadline)
+        except DeadlinePassed:
+            state.refusal = RequestError(
+                503,
+                "Signing the caller in did not finish in time (the database is slow or "
+                "unreachable); retry in a moment",
+                ErrorCode.TIMEOUT,
+                {"Retry-After": "1"},
+            )
+            return
         except Unauthenticated as error:
             state.refusal = RequestError(
                 401,
@@ -178,6 +198,8 @@ class Execute:
         timeout_seconds: float,
         count_statements: CountStatements | None = None,
     ) -> None:
+        # The clock runs from the request's deadline (set by the pipeline) where there is one;
+        # `timeout_seconds` is what the client is told.
         self.executor = executor
         self.timeout_seconds = timeout_seconds
         self.count_statements = count_statements
@@ -202,13 +224,16 @@ class Execute:
         prepared, plan = state.prepared, state.cost_plan
         assert prepared is not None and plan is not None, "limits and cost runs first"
         params = state.params
+        time_limit = self.timeout_seconds
+        if math.isfinite(state.deadline):
+            time_limit = max(0.0, state.deadline - asyncio.get_running_loop().time())
         try:
             result = await self.executor.execute(
                 prepared,
                 context=state.context,
                 variables=params.variables,
                 operation_name=params.operation_name,
-                time_limit=self.timeout_seconds,
+                time_limit=time_limit,
             )
         except OperationTimeout:
             stopped = GraphQLError(

@@ -108,3 +108,9 @@ class Unauthenticated(ClientError):
     """Credentials were sent but do not hold (bad, expired or revoked token): a request error."""
 
     code = ErrorCode.UNAUTHENTICATED
+
+
+class ServiceUnavailable(ClientError):
+    """A dependency (the database) cannot serve now; retrying shortly may work."""
+
+    code = ErrorCode.SERVICE_UNAVAILABLE
