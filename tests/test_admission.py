@@ -94,6 +94,21 @@ async def test_query_text_over_the_byte_limit_is_refused_before_any_parse(
         assert documents.prepared == 1
 
 
+async def test_an_oversized_document_is_charged_by_its_size_so_a_flood_of_them_is_throttled(
+    backend: Backend, key_prefix: str
+) -> None:
+    # given a bucket of 10 points; a 5 KB document over the 1,000-byte limit costs 1 + 5
+    app = _app(backend, key_prefix, rate_limit_capacity=10, max_query_bytes=1000)
+    async for client in _client(app):
+        first, second = [await client.post(_padded("{ nope }", 5000)) for _ in range(2)]
+
+        # then the first is refused for its size, the second finds too little left
+        assert first.status_code == 413, first.text
+        assert second.status_code == 429, second.text
+        assert second.json()["errors"][0]["extensions"]["code"] == "THROTTLED"
+        assert app.state.executor.documents.prepared == 0
+
+
 async def test_the_byte_limit_counts_utf8_bytes_not_characters(
     backend: Backend, key_prefix: str
 ) -> None:
@@ -222,7 +237,8 @@ async def test_a_flood_of_large_invalid_documents_is_refused_unparsed(
     assert statuses.count(429) == 117, statuses
     codes = {response.json()["errors"][0]["extensions"]["code"] for response in responses}
     assert codes == {"GRAPHQL_VALIDATION_FAILED", "THROTTLED"}
-    assert [response.status_code for response in oversized] == [413] * 30
+    # and the oversized ones, charged by their size too, find the bucket empty
+    assert [response.status_code for response in oversized] == [429] * 30
     assert documents.prepared == 3
     # and the cache kept none of them (over max_cached_document_bytes)
     assert len(documents) == 0 and documents.bytes == 0

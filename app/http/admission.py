@@ -54,7 +54,7 @@ class Admission:
 
     def points(self, query: str, size: int) -> int:
         """What admitting `query` (of `size` bytes) costs now."""
-        if self.per_kb and query not in self.cached:
+        if self.per_kb and (size > self.max_query_bytes or query not in self.cached):
             return self.charge + -(-size // KB) * self.per_kb
         return self.charge
 
@@ -62,7 +62,12 @@ class Admission:
         """Refuse, or set `budget`, `bucket` and `admitted` and go on."""
         query = state.params.query
         size = query_bytes(query)
-        if size > self.max_query_bytes:
+        oversized = size > self.max_query_bytes
+        # An oversized document is charged too, by its size (its body was read and decoded):
+        # else a flood of them would be free. At most the whole bucket.
+        if self.limiter is not None and not await self._charge(state, query, size):
+            return
+        if oversized:
             state.refusal = RequestError(
                 413,
                 f"The query is {size} bytes long; the maximum is {self.max_query_bytes}. "
@@ -70,20 +75,27 @@ class Admission:
                 ErrorCode.QUERY_TOO_COMPLEX,
             )
             return
-        limiter = self.limiter
-        points = self.points(query, size) if limiter is not None else 0
-        if limiter is not None and points:
-            budget = self.budget_for(state.context)
-            bucket = await limiter.take(
-                budget.key, points, capacity=budget.capacity, restore_rate=budget.restore_rate
-            )
-            state.budget = budget
-            state.bucket = bucket
-            state.admitted = points
-            if not bucket.allowed:
-                state.refusal = throttled(points, bucket, what="admitting the request costs")
-                return
         await call_next(state)
+
+    async def _charge(self, state: RequestState, query: str, size: int) -> bool:
+        """Take the admission charge; False (and a 429 refusal) when it does not fit."""
+        limiter = self.limiter
+        assert limiter is not None
+        points = self.points(query, size)
+        if not points:
+            return True
+        budget = self.budget_for(state.context)
+        points = min(points, budget.capacity)
+        bucket = await limiter.take(
+            budget.key, points, capacity=budget.capacity, restore_rate=budget.restore_rate
+        )
+        state.budget = budget
+        state.bucket = bucket
+        state.admitted = points
+        if not bucket.allowed:
+            state.refusal = throttled(points, bucket, what="admitting the request costs")
+            return False
+        return True
 
 
 def _nul_at(value: object, where: str) -> str | None:
