@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     # Past this many failures of one account from all IPs, sign-in slows (never locks).
     login_max_failures_per_account_total: Annotated[int, Field(ge=1, le=100_000)] = 100
     login_slow_lane_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    register_max_per_ip: Annotated[int, Field(ge=1, le=100_000)] = 10  # per window, kept or not
+    register_window_seconds: Annotated[int, Field(ge=1, le=86_400)] = 3600
     oauth_max_failures_per_client: Annotated[int, Field(ge=1, le=10_000)] = 10
     oauth_max_failures_per_ip: Annotated[int, Field(ge=1, le=10_000)] = 20
 

@@ -93,6 +93,7 @@ class Backend:
             "rate_limit_capacity": 10_000_000,
             "rate_limit_restore_rate": 1_000_000.0,
             "rate_limit_key_prefix": f"shopgraph-test:{RUN_ID}:",
+            "register_max_per_ip": 100_000,  # tests register many accounts from one IP
         }
         values.update(overrides)
         return Settings(**values)

@@ -651,3 +651,28 @@ def test_user_email_is_for_the_user_themself_and_staff(viewer: Viewer, sees_emai
         assert result.data == {"user": None}
         assert result.errors is not None
         assert result.errors[0].extensions == {"code": "FORBIDDEN"}
+
+
+async def test_one_ip_registers_a_few_accounts_then_is_throttled(backend: Backend) -> None:
+    # given an app that lets one IP register 3 accounts per hour
+    async for app in running_app(backend, register_max_per_ip=3):
+        callers = Callers(app)
+        try:
+            crowd, neighbour = callers(ip="10.250.0.1"), callers(ip="10.250.0.2")
+            for _ in range(3):
+                await register(crowd)
+
+            # when the same IP registers a fourth, and another IP its first
+            email = unique_email("fourth")
+            variables = {"input": {"email": email, "password": PASSWORD, "fullName": "Jane"}}
+            refused = (await crowd.query(REGISTER, variables))["register"]
+            await register(neighbour)
+
+            # then the fourth is refused, before any account is made
+            assert refused["accessToken"] is None
+            [error] = refused["userErrors"]
+            assert error["code"] == "THROTTLED", error
+            assert "registered from this address" in error["message"]
+            assert (await login(callers(), email))["accessToken"] is None
+        finally:
+            await callers.aclose()

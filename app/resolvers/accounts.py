@@ -82,10 +82,12 @@ class AccountMutation:
 
     @mutation(AUTH, input=Argument(RegisterInput, "The new account."))
     async def register(context: Context, *, input: RegisterInput) -> accounts.SignedIn:
-        """Create a customer account and sign it in."""
+        """Create a customer account and sign it in. Registrations from one IP are throttled (THROTTLED)."""
         return await accounts.register(
             context.db,
             settings=context.settings,
+            rate_limiter=context.rate_limiter,
+            client_ip=context.client_ip,
             email=input.email,
             password=input.password,
             full_name=input.full_name,

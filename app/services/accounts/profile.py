@@ -15,6 +15,8 @@ from app.models import Role
 from app.models.base import utcnow
 from app.platform.errors import AlreadyExists, DomainError, NotFound
 from app.platform.passwords import password_hasher
+from app.platform.ratelimit import RateLimiter
+from app.platform.throttles import Bucket, FailureThrottle
 from app.services.accounts import rules
 from app.services.accounts.rules import NAME_MAX, addresses, users
 from app.services.accounts.sessions import SignedIn, start_session
@@ -53,9 +55,17 @@ async def create_user(
 
 
 async def register(
-    db: Database, *, settings: Settings, email: str, password: str, full_name: str
+    db: Database,
+    *,
+    settings: Settings,
+    rate_limiter: RateLimiter,
+    client_ip: str,
+    email: str,
+    password: str,
+    full_name: str,
 ) -> SignedIn:
-    """Create a customer account and sign it in."""
+    """Create a customer account and sign it in; THROTTLED past the IP's registrations."""
+    await registration_throttle(rate_limiter, settings, client_ip=client_ip).reserve()
     email, full_name, password_hash = await _new_account(db, settings, email, password, full_name)
     try:
         async with db.engine.begin() as connection:
@@ -63,6 +73,20 @@ async def register(
             return await start_session(connection, settings, user)
     except IntegrityError:
         raise _email_taken_error() from None  # registered concurrently
+
+
+def registration_throttle(
+    limiter: RateLimiter, settings: Settings, *, client_ip: str
+) -> FailureThrottle:
+    """Attempts to register from one IP, successful or not (never given back): one IP cannot
+    make accounts (each with a budget of its own) or spend password hashes without end."""
+    per_ip = settings.register_max_per_ip
+    window = settings.register_window_seconds
+    return FailureThrottle(
+        limiter,
+        [Bucket(f"register:ip:{client_ip}", per_ip, per_ip / window)],
+        message="Too many accounts registered from this address; try again in {seconds} seconds",
+    )
 
 
 async def update_profile(db: Database, *, user_id: int, full_name: str) -> Row[Any]:
