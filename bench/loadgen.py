@@ -55,10 +55,21 @@ def wrk_version(wrk: str) -> str:
 
 
 def run_wrk(
-    wrk: str, url: str, body_file: Path, *, connections: int, duration_s: float
+    wrk: str,
+    url: str,
+    body_file: Path,
+    *,
+    connections: int,
+    duration_s: float,
+    authorization: str | None = None,
+    cpus: str | None = None,
 ) -> WrkResult:
-    """POST body_file to url from one wrk thread with `connections` connections for duration_s."""
+    """POST body_file to url from one wrk thread with `connections` connections for duration_s.
+
+    `authorization`: an Authorization header to send; `cpus`: a CPU list for `taskset -c`.
+    """
     argv = [
+        *(["taskset", "-c", cpus] if cpus else []),
         wrk,
         "-t1",
         f"-c{connections}",
@@ -69,9 +80,10 @@ def run_wrk(
         str(POST_SCRIPT),
         url,
     ]
-    output = run_checked(
-        argv, env={**os.environ, "WRK_BODY_FILE": str(body_file)}, timeout=duration_s + 60
-    )
+    env = {**os.environ, "WRK_BODY_FILE": str(body_file)}
+    if authorization:
+        env["WRK_AUTHORIZATION"] = authorization
+    output = run_checked(argv, env=env, timeout=duration_s + 60)
     line = next((line for line in output.splitlines() if line.startswith(MARKER)), None)
     if line is None:
         raise RuntimeError(f"wrk printed no summary:\n{output[-2000:]}")

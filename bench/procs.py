@@ -30,12 +30,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def post_json(url: str, body: Mapping[str, Any], timeout: float = 30.0) -> tuple[int, bytes]:
+def post_json(
+    url: str,
+    body: Mapping[str, Any],
+    timeout: float = 30.0,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, bytes]:
     """POST a JSON body; returns (status, response bytes), also for HTTP error statuses."""
     request = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        headers={
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            **(headers or {}),
+        },
         method="POST",
     )
     try:

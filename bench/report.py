@@ -36,6 +36,7 @@ class WorkloadResult:
     response_bytes: int | None = None
     failed_requests: int = 0
     requests_measured: int = 0
+    noisy: dict[str, Any] | None = None  # W1n: alone and flooded (bench/noisy.py summarize)
 
     @property
     def rps(self) -> float:
@@ -82,11 +83,72 @@ def _statements(result: WorkloadResult) -> str:
     return text
 
 
+def noisy_section(result: WorkloadResult, config: dict[str, Any]) -> list[str]:
+    """The W1n section: W1 alone and beside the flood, the p50 ratio, what the flood got back."""
+    noisy = result.noisy or {}
+    alone, flooded, flood = noisy["alone"], noisy["flooded"], noisy["flood"]
+    ratio_value = noisy["p50_ratio"]
+    verdict = (
+        "-"
+        if ratio_value is None
+        else ("within" if ratio_value <= noisy["target_ratio"] else "**not** within")
+    )
+    p99_ratio = flooded["p99_ms"] / alone["p99_ms"] if alone["p99_ms"] else None
+    pinned = noisy.get("pinned")
+    where = (
+        f"server pinned to CPU {pinned['server']}, wrk and the flooder to CPU {pinned['clients']}"
+        if pinned
+        else "nothing pinned"
+    )
+    total = sum(flood["statuses"].values()) or 1
+    mix = ", ".join(
+        f"{code} {count:,} ({count * 100 / total:.1f}%)"
+        for code, count in sorted(flood["statuses"].items(), key=lambda item: -item[1])
+    )
+
+    def row(name: str, side: dict[str, Any]) -> str:
+        runs = ", ".join(f"{value:.1f}" for value in side["p50_runs"])
+        return (
+            f"| {name} | **{side['p50_ms']:.2f}** | {side['p99_ms']:.2f} | {runs} "
+            f"| {side['rps']:,.1f} | {side['server_cpu_pct']:.0f}% |"
+        )
+
+    return [
+        "",
+        f"## Noisy neighbour ({result.key})",
+        "",
+        f"W1 from 127.0.0.1 as a partner of a lifted tier, `wrk -t1 -c{config['latency_connections']}` "
+        f"for {config['latency_duration_s']} s, alone and then while {flood['source']} floods the "
+        f"same server over {flood['connections']} connections as an anonymous caller on the default "
+        f"per-IP budget (mix `{flood.get('mix', '-')}`); {len(alone['p50_runs'])} pair(s), "
+        f"medians; {where}.",
+        "",
+        "| W1 | p50 ms | p99 ms | p50 runs | W1 req/s | server CPU |",
+        "|---|---|---|---|---|---|",
+        row("alone", alone),
+        row("beside the flood", flooded),
+        "",
+        f"**p50 beside the flood / alone: {_number(ratio_value, 2)}** ({verdict} the "
+        f"{noisy['target_ratio']:.0f}x target); p99: {_number(p99_ratio, 2)}x.",
+        "",
+        f"The flood: **{flood['rps']:,.0f} req/s** (runs: "
+        f"{', '.join(f'{value:,.0f}' for value in flood['rps_runs'])}), "
+        f"{flood['mb_sent_per_s']:,.1f} MB/s sent, flooder CPU {flood['client_cpu_pct']:.0f}% of a "
+        f"core, {flood['errors']} connection errors; answers: {mix}. Its share of the "
+        f"server's CPU while flooding (what W1's requests, at their CPU cost alone, leave "
+        f"over): {_number(flood.get('share_of_server_cpu_pct'))}%.",
+    ]
+
+
 def write_json(path: Path, meta: dict[str, Any], results: list[WorkloadResult]) -> None:
     """results.json: meta, headline ratios and every measured number."""
+    ratios = {f"{top}/{bottom}": ratio(results, top, bottom) for top, bottom, _ in HEADLINE}
+    for result in results:
+        if result.ran and result.noisy:
+            ratios[f"{result.key} p50 flooded/alone"] = result.noisy["p50_ratio"]
     payload = {
         "meta": meta,
-        "ratios": {f"{top}/{bottom}": ratio(results, top, bottom) for top, bottom, _ in HEADLINE},
+        "ratios": ratios,
         "workloads": [{**asdict(result), "rps": result.rps} for result in results],
     }
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
@@ -127,6 +189,12 @@ def write_markdown(path: Path, meta: dict[str, Any], results: list[WorkloadResul
     ]
     peer = next((result.rps for result in results if result.key == "W5"), 0.0)
     for result in results:
+        if result.ran and result.noisy:
+            lines.append(
+                f'| {result.key} | {result.title} | see "Noisy neighbour" below '
+                "| | | | | | | | | | | | |"
+            )
+            continue
         if not result.ran:
             lines.append(
                 f"| {result.key} | {result.title} | did not run: {result.error or 'skipped'} "
@@ -143,6 +211,9 @@ def write_markdown(path: Path, meta: dict[str, Any], results: list[WorkloadResul
             f"| {_number(result.pg_sessions_per_100)} | {result.fields if result.fields is not None else '-'} "
             f"| {result.response_bytes if result.response_bytes is not None else '-'} |"
         )
+    for result in results:
+        if result.ran and result.noisy:
+            lines += noisy_section(result, config)
     failed = [result for result in results if result.ran and result.failed_requests]
     if failed:
         lines += ["", "Failed requests (wrk errors, non-2xx or timeouts) during the runs:"]

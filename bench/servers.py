@@ -33,6 +33,10 @@ PEER_PACKAGES = {Target.POSTGRAPHILE5: "postgraphile", Target.POSTGRAPHILE4: "po
 POSTGRAPHILE5_CLI = NODE_MODULES / "postgraphile" / "dist" / "cli-run.js"
 POSTGRAPHILE4_CLI = NODE_MODULES / "postgraphile4" / "cli.js"
 
+# W1n's partner tier: a budget no load generator empties, beside the default tiers.
+BENCH_TIER = "bench"
+BENCH_TIERS = f"standard:1000/50,premium:5000/250,{BENCH_TIER}:10000000/1000000"
+
 
 def _pinned_version(spec: str) -> str:
     """The version a package.json spec pins: `4.14.1`, also from `npm:postgraphile@4.14.1`."""
@@ -88,22 +92,42 @@ class Servers:
     secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
     running: list[procs.Server] = field(default_factory=list)
 
-    def shopgraph(self, *, debug: bool = False, db_port: int | None = None) -> procs.Server:
-        """shopgraph in production mode, 1 worker (uvicorn with uvloop and httptools, no access log)."""
-        port = procs.free_port()
+    def shopgraph_env(
+        self, *, debug: bool = False, db_port: int | None = None, ip_budget_lifted: bool = True
+    ) -> dict[str, str]:
+        """The environment of shopgraph (server and CLI) in production mode.
+
+        `ip_budget_lifted=False` (W1n) keeps the default per-IP budget and adds the partner
+        tier `BENCH_TIER` with a lifted one, for the client that must not be throttled.
+        """
         env = {
             **os.environ,
             "SHOPGRAPH_ENV": "production",
             "SHOPGRAPH_SECRET_KEY": self.secret_key,
             "SHOPGRAPH_DEBUG": "true" if debug else "false",
             "SHOPGRAPH_DATABASE_URL": self.db.sqlalchemy_url(db_port),
+        }
+        if ip_budget_lifted:
             # One load generator on one IP is one caller: lift its cost budget so the
             # bench measures the work, not the throttle (query-cost checks stay on).
-            "SHOPGRAPH_RATE_LIMIT_CAPACITY": "10000000",
-            "SHOPGRAPH_RATE_LIMIT_RESTORE_RATE": "1000000",
-        }
+            env["SHOPGRAPH_RATE_LIMIT_CAPACITY"] = "10000000"
+            env["SHOPGRAPH_RATE_LIMIT_RESTORE_RATE"] = "1000000"
+        else:
+            for name in ("SHOPGRAPH_RATE_LIMIT_CAPACITY", "SHOPGRAPH_RATE_LIMIT_RESTORE_RATE"):
+                env.pop(name, None)
+            env["SHOPGRAPH_PARTNER_TIERS"] = BENCH_TIERS
+        return env
+
+    def shopgraph(
+        self, *, debug: bool = False, db_port: int | None = None, ip_budget_lifted: bool = True
+    ) -> procs.Server:
+        """shopgraph in production mode, 1 worker (uvicorn with uvloop and httptools, no access log)."""
+        port = procs.free_port()
+        env = self.shopgraph_env(debug=debug, db_port=db_port, ip_budget_lifted=ip_budget_lifted)
         argv = [str(BIN / "shopgraph"), "serve", "--port", str(port), "--workers", "1"]
         name = "shopgraph-debug" if debug else "shopgraph"
+        if not ip_budget_lifted:
+            name = "shopgraph-flooded"
         return self._start(procs.Server(name, argv, port, WORK / "logs" / f"{name}.log"), env)
 
     def bare(self) -> procs.Server:

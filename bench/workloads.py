@@ -1,4 +1,4 @@
-"""The workloads W0-W6 (W5 and W5b: the two peers): what each one asks, of which server."""
+"""The workloads W0-W6 (W5 and W5b: the two peers; W1n: W1 beside a flood): what each asks, of which server."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ class Target(StrEnum):
     """Which process answers a workload."""
 
     SHOPGRAPH = "shopgraph"
+    # shopgraph with the default per-IP budget, W1 sent by a partner beside a flood (W1n)
+    SHOPGRAPH_FLOODED = "shopgraph-flooded"
     BARE = "bare"
     POSTGRAPHILE5 = "postgraphile5"
     POSTGRAPHILE4 = "postgraphile4"
@@ -151,6 +153,13 @@ def all_workloads(product_slug: str) -> list[Workload]:
             "W1",
             "storefront listing, products(first: 20)",
             Target.SHOPGRAPH,
+            Role.SUBJECT,
+            W1_LISTING,
+        ),
+        Workload(
+            "W1n",
+            "W1 beside a noisy neighbour (another IP flooding large invalid documents)",
+            Target.SHOPGRAPH_FLOODED,
             Role.SUBJECT,
             W1_LISTING,
         ),
