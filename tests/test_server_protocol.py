@@ -109,6 +109,14 @@ def test_keep_alive_requests_and_a_slow_body_are_not_cut_by_the_head_deadline(
             status, _, body = read_response(connection)
             assert status == 200, body
             time.sleep(1.5)
+        # two requests in one write (pipelined): both answered
+        connection.sendall((request_head(len(TYPENAME)) + TYPENAME) * 2)
+        answers = b""
+        while answers.count(b'"__typename":"Query"') < 2:
+            chunk = connection.recv(65536)
+            assert chunk, answers
+            answers += chunk
+        assert answers.count(b"HTTP/1.1 200 OK\r\n") == 2, answers
 
         # a head in time, then a body slower than the head's deadline (not the body's)
         connection.sendall(request_head(len(TYPENAME)) + TYPENAME[:5])
