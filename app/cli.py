@@ -30,6 +30,8 @@ cli = typer.Typer(
 )
 
 SCHEMA_PATH = Path("schema.graphql")
+# What a `serve` worker imports as its HTTP protocol: server_protocol(settings), built in app.asgi.
+WORKER_HTTP_PROTOCOL = "app.asgi:http_protocol"
 
 
 class CommandError(Exception):
@@ -60,6 +62,7 @@ def serve(
 
     asyncio.run(ready())
     _check_can_listen(settings.host, settings.port)
+    server_options = uvicorn_argv(uvicorn_options(settings))
     # Become uvicorn: the serving process then holds only what serving needs (not the
     # CLI, alembic and the checks: ~10 MB per worker), and keeps this process id.
     # -P and --app-dir: `app` is imported from where this package lives, never from an
@@ -81,7 +84,7 @@ def serve(
         "--log-level",
         settings.log_level.lower(),
         "--no-access-log",
-        *uvicorn_argv(uvicorn_options(settings)),
+        *server_options,
     ]
     sys.stdout.flush()
     sys.stderr.flush()
@@ -89,12 +92,22 @@ def serve(
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """The uvicorn.Config options `serve` sets from the settings: limits and trusted proxies.
+    """The uvicorn.Config options `serve` sets from the settings: protocol, limits, proxies.
 
-    With no trusted proxies no proxy header is read at all (uvicorn would otherwise
-    believe X-Forwarded-For from 127.0.0.1, and any local process could pick its address).
+    The protocol is uvicorn's httptools one with a deadline and a size limit on request
+    heads (app/http/server_protocol.py). With no trusted proxies no proxy header is read at
+    all (uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1, and any local
+    process could pick its address).
     """
+    from app.engine.compat import IncompatibleDependency
+    from app.http.server_protocol import server_protocol
+
+    try:
+        protocol = server_protocol(settings)
+    except IncompatibleDependency as error:
+        raise CommandError(f"dependencies: {error}") from None
     options: dict[str, Any] = {
+        "http": protocol,
         "timeout_keep_alive": settings.timeout_keep_alive_seconds,
         "h11_max_incomplete_event_size": settings.h11_max_incomplete_event_size,
         "timeout_graceful_shutdown": settings.timeout_graceful_shutdown_seconds,
@@ -112,7 +125,11 @@ def uvicorn_argv(options: dict[str, Any]) -> list[str]:
     argv: list[str] = []
     for name, value in options.items():
         flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
+        if name == "http" and isinstance(value, type):
+            # A class cannot go on a command line: each worker builds the same one from
+            # the same settings (the environment) in the module that builds its app.
+            argv += [flag, WORKER_HTTP_PROTOCOL]
+        elif isinstance(value, bool):
             argv.append(flag if value else flag.replace("--", "--no-", 1))
         else:
             argv += [flag, str(value)]

@@ -147,8 +147,11 @@ class Settings(BaseSettings):
         "`10.0.0.1,10.1.0.0/16` or a JSON list of IPs or CIDRs. Empty: no proxy header "
         "is believed; the client address is the connection's.",
     )
-    # Server limits, passed to uvicorn by `serve` (README: Limits), and the body deadline (408)
+    # Server limits, passed to uvicorn by `serve` (README: Limits), and the body deadline (408);
+    # the request head's deadline (408) and size (431) are app/http/server_protocol.py's
     body_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
+    header_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
+    max_header_bytes: Annotated[int, Field(ge=1024, le=10_000_000)] = 65_536
     timeout_keep_alive_seconds: Annotated[int, Field(ge=1, le=3600)] = 5
     limit_concurrency: Annotated[int | None, Field(ge=1, le=1_000_000)] = 1000  # None: no limit
     h11_max_incomplete_event_size: Annotated[int, Field(ge=1024, le=10_000_000)] = 16_384

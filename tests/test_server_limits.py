@@ -7,12 +7,7 @@ here serve the app with those very options on loopback and talk raw HTTP over so
 from __future__ import annotations
 
 import logging
-import socket
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import httpx
 import orjson
@@ -20,64 +15,17 @@ import pytest
 from uvicorn.main import main as uvicorn_command
 
 from app.cli import uvicorn_argv, uvicorn_options
-from app.main import create_app
 from app.settings import Settings, SettingsError, load_settings
 from tests.conftest import Backend
-from tests.live_server import live_server
-
-SOCKET_TIMEOUT = 15  # seconds: a test that hangs fails instead
-TYPENAME = b'{"query": "{ __typename }"}'
-
-
-@contextmanager
-def _served(
-    backend: Backend, *, server: dict[str, Any] | None = None, **overrides: Any
-) -> Iterator[tuple[str, int]]:
-    values: dict[str, Any] = {
-        "rate_limit_key_prefix": f"shopgraph-test:{uuid.uuid4().hex}:",
-        "rate_limit_restore_rate": 0.001,
-    }
-    values.update(overrides)
-    settings = backend.settings(**values)
-    options = {**uvicorn_options(settings), **(server or {})}
-    with live_server(create_app(settings), **options) as url:
-        host, port = url.removeprefix("http://").split(":")
-        yield host, int(port)
-
-
-def _connect(address: tuple[str, int]) -> socket.socket:
-    connection = socket.create_connection(address, timeout=SOCKET_TIMEOUT)
-    return connection
-
-
-def _head(length: int, extra: str = "") -> bytes:
-    return (
-        "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {length}\r\n{extra}\r\n"
-    ).encode()
-
-
-def _read_response(connection: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = connection.recv(65536)
-        if not chunk:
-            raise AssertionError(f"connection closed after {data!r}")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {
-        name.strip().lower(): value.strip()
-        for name, _, value in (line.partition(":") for line in lines)
-    }
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        chunk = connection.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return int(status_line.split()[1]), headers, body
-
+from tests.raw_http import (
+    SOCKET_TIMEOUT,
+    TYPENAME,
+    connect,
+    is_closed,
+    read_response,
+    request_head,
+    served,
+)
 
 # --- the options serve passes ------------------------------------------------------------
 
@@ -86,6 +34,8 @@ def test_serve_passes_server_limits_and_no_proxy_headers_by_default() -> None:
     argv = uvicorn_argv(uvicorn_options(Settings()))
 
     assert argv == [
+        "--http",
+        "app.asgi:http_protocol",
         "--timeout-keep-alive",
         "5",
         "--h11-max-incomplete-event-size",
@@ -131,7 +81,7 @@ def test_a_spoofed_forwarded_for_does_not_buy_a_fresh_budget(
     backend: Backend, trusted: list[str]
 ) -> None:
     # a bucket of 3 points: `{ __typename }` is admitted for 2 (new), then 1
-    with _served(backend, rate_limit_capacity=3, trusted_proxies=trusted) as (host, port):
+    with served(backend, rate_limit_capacity=3, trusted_proxies=trusted) as (host, port):
         statuses = [
             httpx.post(
                 f"http://{host}:{port}/graphql",
@@ -154,8 +104,12 @@ def test_a_spoofed_forwarded_for_does_not_buy_a_fresh_budget(
 
 
 def test_a_body_that_trickles_in_is_answered_408(backend: Backend) -> None:
-    with _served(backend, body_timeout_seconds=1) as address, _connect(address) as connection:
-        connection.sendall(_head(len(TYPENAME)))
+    # the head's deadline (shorter) ends with the head: the body has the body's
+    with (
+        served(backend, body_timeout_seconds=1.5, header_timeout_seconds=0.5) as address,
+        connect(address) as connection,
+    ):
+        connection.sendall(request_head(len(TYPENAME)))
         # one byte every 0.2 s: the whole body would take ~5 s
         status, headers, body = 0, {}, b""
         for byte in TYPENAME:
@@ -165,7 +119,7 @@ def test_a_body_that_trickles_in_is_answered_408(backend: Backend) -> None:
                 break
             connection.settimeout(0.2)
             try:
-                status, headers, body = _read_response(connection)
+                status, headers, body = read_response(connection)
                 break
             except TimeoutError:
                 continue
@@ -173,33 +127,69 @@ def test_a_body_that_trickles_in_is_answered_408(backend: Backend) -> None:
                 connection.settimeout(SOCKET_TIMEOUT)
 
     assert status == 408, (status, body)
-    assert orjson.loads(body)["errors"][0]["extensions"]["code"] == "TIMEOUT"
+    [error] = orjson.loads(body)["errors"]
+    assert error == {
+        "message": "The request body did not arrive within 1.5 s",
+        "extensions": {"code": "TIMEOUT"},
+    }
     assert headers["connection"] == "close"
 
 
-def test_an_idle_keep_alive_connection_is_closed(backend: Backend) -> None:
+def test_an_idle_keep_alive_connection_is_closed_after_the_setting(backend: Backend) -> None:
     with (
-        _served(backend, timeout_keep_alive_seconds=1) as address,
-        _connect(address) as connection,
+        served(backend, timeout_keep_alive_seconds=1, header_timeout_seconds=60) as address,
+        connect(address) as connection,
     ):
-        connection.sendall(_head(len(TYPENAME)) + TYPENAME)
-        status, _, _ = _read_response(connection)
+        connection.sendall(request_head(len(TYPENAME)) + TYPENAME)
+        status, _, _ = read_response(connection)
         assert status == 200
 
-        # then nothing: the server closes the connection (recv sees the end)
-        assert connection.recv(1) == b""
+        # then nothing: the server closes the connection (recv sees the end) after the
+        # setting's 1 s; within 3 s, which uvicorn's own default (5 s) would not be
+        connection.settimeout(3)
+        assert is_closed(connection)
+
+
+def test_connections_over_the_limit_are_answered_503(backend: Backend) -> None:
+    with (
+        served(backend, limit_concurrency=2, header_timeout_seconds=60) as address,
+        connect(address) as idle,
+        connect(address) as other_idle,
+    ):
+        # two connections that send nothing hold the worker's limit: the next request is 503
+        with connect(address) as connection:
+            connection.sendall(request_head(len(TYPENAME)) + TYPENAME)
+            status, headers, _ = read_response(connection)
+        assert (status, headers["connection"]) == (503, "close")
+
+        # the control: once they are gone, requests are served again
+        idle.close()
+        other_idle.close()
+        assert _served_within(address, SOCKET_TIMEOUT) == 200
+
+
+def _served_within(address: tuple[str, int], seconds: float) -> int:
+    """The first status other than 503 of requests tried until `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with connect(address) as connection:
+            connection.sendall(request_head(len(TYPENAME)) + TYPENAME)
+            status = read_response(connection)[0]
+        if status != 503 or time.monotonic() > deadline:
+            return status
+        time.sleep(0.05)
 
 
 def test_headers_over_the_buffer_limit_are_refused(backend: Backend) -> None:
     # The limit is h11's: uvicorn picks httptools when it is installed, where it has no say.
     with (
-        _served(backend, server={"http": "h11"}, h11_max_incomplete_event_size=4096) as address,
-        _connect(address) as connection,
+        served(backend, server={"http": "h11"}, h11_max_incomplete_event_size=4096) as address,
+        connect(address) as connection,
     ):
         # headers that never end: the server stops buffering them past the limit
-        unfinished = _head(len(TYPENAME)).removesuffix(b"\r\n")
+        unfinished = request_head(len(TYPENAME)).removesuffix(b"\r\n")
         connection.sendall(unfinished + f"X-Padding: {'a' * 8000}".encode())
-        status, _, _ = _read_response(connection)
+        status, _, _ = read_response(connection)
 
     assert status == 400
 
@@ -208,13 +198,13 @@ def test_a_client_that_leaves_mid_body_is_one_info_line(
     backend: Backend, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    with _served(backend) as address:
-        with _connect(address) as connection:
-            connection.sendall(_head(1000) + b'{"query": ')
+    with served(backend) as address:
+        with connect(address) as connection:
+            connection.sendall(request_head(1000) + b'{"query": ')
         # the server notices: wait for its line (a served request after it proves it is up)
-        with _connect(address) as connection:
-            connection.sendall(_head(len(TYPENAME)) + TYPENAME)
-            assert _read_response(connection)[0] == 200
+        with connect(address) as connection:
+            connection.sendall(request_head(len(TYPENAME)) + TYPENAME)
+            assert read_response(connection)[0] == 200
         deadline = time.monotonic() + SOCKET_TIMEOUT
         while time.monotonic() < deadline and not _disconnects(caplog):
             time.sleep(0.05)

@@ -1,0 +1,178 @@
+"""The HTTP/1.1 protocol `serve` runs: uvicorn's httptools protocol, with limits on the request head.
+
+uvicorn bounds idle keep-alive connections and concurrency, and the app bounds the body
+(408), but nothing bounds the head: a connection that sends nothing, or trickles its
+headers a byte at a time, is held for ever (45,000 of them exhausted a worker's file
+descriptors), and under httptools an unfinished head is buffered without limit
+(uvicorn's `h11_max_incomplete_event_size` is h11's only). This protocol gives every
+request head a deadline and a size limit.
+
+It subclasses uvicorn's non-public `HttpToolsProtocol` and reads its per-connection state:
+every uvicorn-internal name shopgraph uses is in this module, checked against the range
+`pyproject.toml` pins (`check_installed`, when the protocol is built for a server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar, cast
+
+import orjson
+import structlog
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from app.engine import ErrorCode
+from app.engine.compat import check_installed
+from app.settings import Settings
+
+# The distribution whose internals this module relies on.
+SERVER_DISTRIBUTIONS = ("uvicorn",)
+
+logger = structlog.get_logger("shopgraph.http")
+
+
+class HeadLimitedProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol that closes a connection whose request head is late (408) or too big (431).
+
+    The deadline runs from the connection's start, or from the first byte after the
+    previous request (a keep-alive connection between requests is uvicorn's keep-alive
+    timeout's). Both limits are class attributes: `server_protocol` makes a subclass per
+    server, because uvicorn builds protocols from a class (or an import string).
+    """
+
+    header_timeout: ClassVar[float] = 10.0
+    max_header_bytes: ClassVar[int] = 65_536
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._reading_head = True  # from the connection's start or the end of a request
+        self._head_begun = False  # a byte of a request line arrived (not only blank lines)
+        self._head_bytes = 0
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # answered and closing: nothing more is parsed
+        while data:
+            if self._reading_head:
+                # Feed at most what the head may still take, so a head that never ends is
+                # refused at the limit, not buffered. (Bytes after a complete request in the
+                # same read start the next head uncounted: at most one read more.)
+                self._arm_head_timer()
+                room = self.max_header_bytes - self._head_bytes
+                piece, data = data[:room], data[room:]
+                self._head_bytes += len(piece)
+            else:
+                piece, data = data, b""
+            super().data_received(piece)
+            if self.transport.is_closing() or self.transport.get_protocol() is not self:
+                return  # refused by uvicorn (400) or upgraded to a WebSocket
+            if self._reading_head and self._head_bytes >= self.max_header_bytes:
+                self._refuse(
+                    431,
+                    f"The request head is over {self.max_header_bytes} bytes",
+                    ErrorCode.PAYLOAD_TOO_LARGE,
+                )
+                return
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_begun = True
+        self._arm_head_timer()
+
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        self._head_begun = False
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._reading_head = True
+        self._head_bytes = 0
+        super().on_message_complete()
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if not self._head_begun:  # nothing to answer: a connection that sent no request
+            self._refuse(None, "", ErrorCode.TIMEOUT)
+            return
+        self._refuse(
+            408,
+            f"The request head did not arrive within {self.header_timeout:g} s",
+            ErrorCode.TIMEOUT,
+        )
+
+    def _refuse(self, status: int | None, message: str, code: ErrorCode) -> None:
+        """Answer `status` (None: nothing) and close; a request in flight is answered first."""
+        self._refused = True
+        self._cancel_head_timer()
+        logger.debug("request head refused", status=status, client=self.client)
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            # An earlier (pipelined) request is being answered: close after its response,
+            # as uvicorn's graceful shutdown does, and write nothing in between.
+            cycle.keep_alive = False
+            return
+        if status is not None:
+            self.transport.write(
+                _response(status, message, code, self.server_state.default_headers)
+            )
+        self.transport.close()
+
+
+def _response(
+    status: int, message: str, code: ErrorCode, headers: list[tuple[bytes, bytes]]
+) -> bytes:
+    """A whole HTTP/1.1 response with a GraphQL-shaped error body and `Connection: close`."""
+    body = orjson.dumps({"errors": [{"message": message, "extensions": {"code": code.value}}]})
+    head = [STATUS_LINE[status]]
+    for name, value in headers:
+        head += [name, b": ", value, b"\r\n"]
+    head += [
+        b"content-type: application/json\r\n",
+        b"content-length: %d\r\n" % len(body),
+        b"connection: close\r\n\r\n",
+    ]
+    return b"".join(head) + body
+
+
+def server_protocol(settings: Settings) -> type[HeadLimitedProtocol]:
+    """The protocol class a server with these settings runs (uvicorn.Config's `http`)."""
+    check_installed(SERVER_DISTRIBUTIONS)
+    configured = type(
+        "HeadLimitedProtocol",
+        (HeadLimitedProtocol,),
+        {
+            "header_timeout": settings.header_timeout_seconds,
+            "max_header_bytes": settings.max_header_bytes,
+        },
+    )
+    return cast("type[HeadLimitedProtocol]", configured)
