@@ -11,12 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-import strawberry
 from graphql import GraphQLObjectType
 from sqlalchemy import text
 
 from app.db import Database
-from app.engine import GraphQLExecutor
 from app.engine.compat import core_schema, field_definition
 from app.main import create_app
 from app.platform.errors import DomainError
@@ -443,41 +441,3 @@ async def test_the_check_is_computed_once_per_document_and_only_for_partners(
     # then the answer is kept with the document and reused
     assert executor.required(prepared, SCOPE_KEY, operation_name=None, variables=None) is first
     assert first == {Scope.CATALOG_READ: ("Query.products",)}
-
-
-# --- the engine's rule for interfaces ------------------------------------------------------
-
-
-@strawberry.interface(description="Something with a price.")
-class Priced:
-    """A toy interface."""
-
-    price: int = strawberry.field(description="Price.")
-
-
-@strawberry.type(description="A priced thing whose price is declared secret.")
-class Secret(Priced):
-    """A toy implementation that declares what its interface does not."""
-
-    price: int = strawberry.field(description="Price.", metadata={SCOPE_KEY: "secret"})
-
-
-@strawberry.type(description="Root.")
-class ToyQuery:
-    """A toy root."""
-
-    @strawberry.field(description="One item.")
-    def item(self) -> Priced:
-        return Secret(price=1)
-
-
-def test_a_field_selected_on_an_interface_needs_what_its_implementations_declare() -> None:
-    # given a schema where only the implementation declares
-    executor = GraphQLExecutor(strawberry.Schema(query=ToyQuery, types=[Secret]), cache_size=10)
-    prepared = executor.prepare("{ item { price } }")
-
-    # when
-    required = executor.required(prepared, SCOPE_KEY, operation_name=None, variables=None)
-
-    # then the interface cannot be used to get around the declaration
-    assert required == {"secret": ("Secret.price",)}
