@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from app.platform.scopes import known_list
 from app.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -246,7 +247,10 @@ cli.add_typer(partners_cli)
 def create_partner(
     name: Annotated[str, typer.Argument(help="Unique name of the partner.")],
     scope: Annotated[
-        list[str] | None, typer.Option("--scope", help="A scope it may request (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--scope", help=f"A scope it may request (repeatable): one of {known_list()}."
+        ),
     ] = None,
     tier: Annotated[
         str, typer.Option(help="Rate-limit tier, e.g. standard or premium.")

@@ -24,11 +24,19 @@ from app.http.health import Check, Readiness, health
 from app.http.middleware import InternalErrorMiddleware, ResponseHeadersMiddleware
 from app.http.oauth import TokenEndpoint
 from app.http.pipeline import Pipeline, Step
-from app.http.steps import Authenticate, Execute, LimitsAndCost, RateLimit, Refund
+from app.http.steps import (
+    Authenticate,
+    Execute,
+    LimitsAndCost,
+    PartnerScopes,
+    RateLimit,
+    Refund,
+)
 from app.platform.passwords import password_hasher
 from app.platform.ratelimit import Budget, Budgets, build_rate_limiter, redis_client_from_settings
 from app.platform.tokens import TokenService
 from app.schema import build_schema
+from app.schema.scopes import SCOPE_KEY
 from app.services.auth import Authenticator
 from app.services.partners import grant_client_credentials, oauth_throttle
 from app.settings import Environment, Settings
@@ -87,6 +95,10 @@ def create_app(settings: Settings) -> Starlette:
         # A cost over the caller's bucket (less the admission charge) could never be served.
         return min(max_cost, max(0, budget_for(context).capacity - admission_charge))
 
+    def scopes_of(context: Context) -> frozenset[str] | None:
+        viewer = context.viewer
+        return viewer.scopes if viewer.partner_id is not None else None
+
     limiting = settings.rate_limiting_enabled
     # Authentication first: the admission charge is then taken from the caller's own bucket
     # (a token's or the IP's); a bad token is refused before it costs anything.
@@ -102,6 +114,8 @@ def create_app(settings: Settings) -> Starlette:
         ),
         RefuseNul(),
         LimitsAndCost(executor, max_cost_for if limiting else lambda context: max_cost),
+        # Before the rate limit: an operation refused for its scopes spends no points.
+        PartnerScopes(executor, key=SCOPE_KEY, scopes_of=scopes_of),
     ]
     if limiting:
         steps += [RateLimit(rate_limiter, budget_for), Refund(rate_limiter)]

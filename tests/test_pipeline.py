@@ -110,6 +110,7 @@ async def test_the_served_pipeline_runs_the_named_steps_in_order(
         "Admission",
         "RefuseNul",
         "LimitsAndCost",
+        "PartnerScopes",
         "RateLimit",
         "Refund",
         "Execute",

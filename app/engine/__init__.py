@@ -4,13 +4,14 @@ It imports graphql-core and Strawberry only, never the rest of `app`. The rest o
 app uses what this module exports.
 """
 
-from app.engine.cost import CostModel, CostPlan
+from app.engine.cost import CostModel, CostPlan, QueryTooComplex
 from app.engine.deadlines import DeadlinePassed, finish_by, settle_unwinding
 from app.engine.documents import OperationNotFound, PreparedDocument
 from app.engine.errors import ClientError, ErrorCode, client_error, too_complex
 from app.engine.executor import GraphQLExecutor, OperationTimeout
 from app.engine.limits import Limits, validation_rules
 from app.engine.relations import BATCH_RESOLVER, BatchResolver
+from app.engine.requirements import Required
 
 __all__ = [
     "BATCH_RESOLVER",
@@ -25,6 +26,8 @@ __all__ = [
     "OperationNotFound",
     "OperationTimeout",
     "PreparedDocument",
+    "QueryTooComplex",
+    "Required",
     "client_error",
     "finish_by",
     "settle_unwinding",

@@ -33,6 +33,7 @@ from graphql.validation import ASTValidationRule
 from app.engine.cost import CostModel, CostPlan, QueryTooComplex, plan_operations
 from app.engine.errors import ErrorCode, too_complex
 from app.engine.plan_compile import PlanCache
+from app.engine.requirements import RequiredMetadata
 
 # The parser's own limits (tokens, nesting) are limits of the document's size: QUERY_TOO_COMPLEX.
 _TOO_MANY_TOKENS = "Document contains more than"
@@ -52,6 +53,8 @@ class PreparedDocument:
     operations: dict[str | None, OperationDefinitionNode]
     cost_plans: dict[str | None, CostPlan] = dataclass_field(default_factory=dict)
     query_plans: PlanCache | None = None
+    # Filled on first use, per metadata key (see GraphQLExecutor.required).
+    requirements: dict[str, RequiredMetadata] = dataclass_field(default_factory=dict)
 
     def operation(self, name: str | None) -> OperationDefinitionNode:
         """The operation to run; OperationNotFound if it cannot be chosen."""

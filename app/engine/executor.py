@@ -34,6 +34,7 @@ from app.engine.documents import (
 from app.engine.fallback import execute_on_graphql_core
 from app.engine.plan_compile import OperationPlan
 from app.engine.plan_run import PlanRun
+from app.engine.requirements import Required, RequiredMetadata
 
 
 class OperationTimeout(Exception):
@@ -77,6 +78,26 @@ class GraphQLExecutor:
 
     def _prepare(self, query: str) -> PreparedDocument:
         return prepare_document(self.core_schema, query, self.rules)
+
+    def required(
+        self,
+        prepared: PreparedDocument,
+        key: str,
+        *,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+    ) -> Required:
+        """What the chosen operation of a valid document requires: the values that the fields
+        it selects declare under metadata `key`, each with the fields declaring it.
+
+        Computed once per operation and @skip/@include variable values, kept with the document.
+        """
+        assert prepared.document is not None
+        found = prepared.requirements.get(key)
+        if found is None:
+            found = RequiredMetadata(self.core_schema, prepared.document, key)
+            prepared.requirements[key] = found
+        return found.of(prepared.operation(operation_name), variables)
 
     async def execute(
         self,

@@ -19,18 +19,27 @@ class RequestError(Exception):
     """The request cannot be served as sent; answered with `status` and a GraphQL error body."""
 
     def __init__(
-        self, status: int, message: str, code: ErrorCode, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        message: str,
+        code: ErrorCode,
+        headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
         self.headers = headers or {}
+        self.extensions = extensions
 
     @property
     def formatted(self) -> dict[str, Any]:
-        """The error as an entry of a response's `errors`."""
-        return {"message": self.message, "extensions": {"code": self.code.value}}
+        """The error as an entry of a response's `errors` (`extensions` after the code)."""
+        return {
+            "message": self.message,
+            "extensions": {"code": self.code.value, **(self.extensions or {})},
+        }
 
 
 def internal_error_body(request_id: str) -> dict[str, Any]:

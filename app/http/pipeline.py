@@ -4,7 +4,7 @@ A transport (HTTP today; WebSocket/SSE later) reads a request into `GraphQLParam
 a `RequestState` and hands it to `Pipeline.run`, which returns an `Outcome`: the response
 body and how the request ended. In between, each step does one thing and knows no other:
 
-    authenticate -> admission -> refuse NUL -> limits and cost -> rate limit -> execute under timeout -> refund -> respond
+    authenticate -> admission -> refuse NUL -> limits and cost -> partner scopes -> rate limit -> execute under timeout -> refund -> respond
 
 A step is an object with `async def __call__(self, state, call_next)`; it reads what
 earlier steps put on the state, adds its own, and either calls `call_next(state)` or

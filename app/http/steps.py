@@ -17,6 +17,8 @@ from app.engine import (
     GraphQLExecutor,
     OperationNotFound,
     OperationTimeout,
+    QueryTooComplex,
+    Required,
     finish_by,
     too_complex,
 )
@@ -24,8 +26,11 @@ from app.http.errors import RequestError
 from app.http.pipeline import Next, RequestState
 from app.platform.errors import Unauthenticated
 from app.platform.ratelimit import BucketState, Budget, RateLimiter
+from app.platform.scopes import USERS_ONLY
 
 ContextFactory = Callable[[HTTPConnection], Awaitable[Any]]
+# The scopes of the caller's token; None for callers that have none (users, anonymous).
+ScopesOf = Callable[[Any], frozenset[str] | None]
 
 
 class StatementCount(Protocol):
@@ -121,6 +126,68 @@ class LimitsAndCost:
             )
             return
         await call_next(state)
+
+
+class PartnerScopes:
+    """Refuses (403 FORBIDDEN) a partner operation that selects a field outside its token's scopes.
+
+    Fields declare the scope they need in their metadata under `key` (app/schema/scopes.py);
+    what an operation requires is computed once per document, operation and @skip/@include
+    values (GraphQLExecutor.required), so a request compares a few values. Callers without
+    scopes (`scopes_of` answers None) pass at the cost of one call.
+    """
+
+    def __init__(self, executor: GraphQLExecutor, *, key: str, scopes_of: ScopesOf) -> None:
+        self.executor = executor
+        self.key = key
+        self.scopes_of = scopes_of
+
+    async def __call__(self, state: RequestState, call_next: Next) -> None:
+        """Go on when the token holds every scope the operation needs; else refuse."""
+        held = self.scopes_of(state.context)
+        if held is None:
+            return await call_next(state)
+        prepared = state.prepared
+        assert prepared is not None, "limits and cost runs first"
+        params = state.params
+        try:
+            required = self.executor.required(
+                prepared, self.key, operation_name=params.operation_name, variables=params.variables
+            )
+        except QueryTooComplex as error:
+            state.errors = (too_complex(str(error)),)
+            return
+        missing = {value: where for value, where in required.items() if value not in held}
+        if missing:
+            state.refusal = outside_scopes(missing)
+            return
+        await call_next(state)
+
+
+def outside_scopes(missing: Required) -> RequestError:
+    """The 403 of an operation selecting fields its token's scopes do not cover (RFC 6750 3.1)."""
+    parts: list[str] = []
+    scopes: list[str] = []
+    for value in sorted(missing, key=str):
+        fields = ", ".join(missing[value])
+        if value == USERS_ONLY:
+            parts.append(f"{fields}: not open to partner tokens")
+        else:
+            parts.append(f"{fields}: needs the scope {value}")
+            scopes.append(str(value))
+    challenge = 'Bearer error="insufficient_scope"'
+    if scopes:
+        challenge += f', scope="{" ".join(scopes)}"'
+    return RequestError(
+        403,
+        "Outside this token's scopes: " + "; ".join(parts),
+        ErrorCode.FORBIDDEN,
+        {"WWW-Authenticate": challenge},
+        {
+            "missingScopes": scopes,
+            "fields": sorted(field for where in missing.values() for field in where),
+        },
+    )
 
 
 def throttled(
@@ -253,8 +320,11 @@ __all__ = [
     "CountStatements",
     "Execute",
     "LimitsAndCost",
+    "PartnerScopes",
     "RateLimit",
     "Refund",
+    "ScopesOf",
     "StatementCount",
+    "outside_scopes",
     "throttled",
 ]

@@ -22,6 +22,7 @@ from app.schema.accounts import (
     UserPayload,
 )
 from app.schema.permissions import SIGNED_IN
+from app.schema.scopes import NOT_FOR_PARTNERS
 from app.services import accounts
 
 REFRESH_TOKEN_HELP = "The refresh token from the last sign-in or refresh."
@@ -67,7 +68,9 @@ def _viewer_id(context: Context) -> int:
 class AccountQuery:
     """Account reads."""
 
-    @strawberry.field(description="The signed-in user; null when nobody is signed in.")
+    @strawberry.field(
+        description="The signed-in user; null when nobody is signed in.", metadata=NOT_FOR_PARTNERS
+    )
     async def me(self, info: strawberry.Info[Context]) -> User | None:
         user_id = info.context.viewer.user_id
         if user_id is None:
@@ -80,7 +83,7 @@ class AccountQuery:
 class AccountMutation:
     """Account changes."""
 
-    @mutation(AUTH, input=Argument(RegisterInput, "The new account."))
+    @mutation(AUTH, input=Argument(RegisterInput, "The new account."), scope=NOT_FOR_PARTNERS)
     async def register(context: Context, *, input: RegisterInput) -> accounts.SignedIn:
         """Create a customer account and sign it in. Registrations from one IP are throttled (THROTTLED)."""
         return await accounts.register(
@@ -93,7 +96,7 @@ class AccountMutation:
             full_name=input.full_name,
         )
 
-    @mutation(AUTH, input=Argument(LoginInput, "The credentials."))
+    @mutation(AUTH, input=Argument(LoginInput, "The credentials."), scope=NOT_FOR_PARTNERS)
     async def login(context: Context, *, input: LoginInput) -> accounts.SignedIn:
         """Sign in with email and password. Repeated failures are throttled (THROTTLED)."""
         return await accounts.login(
@@ -105,7 +108,7 @@ class AccountMutation:
             client_ip=context.client_ip,
         )
 
-    @mutation(AUTH, refresh_token=REFRESH_TOKEN)
+    @mutation(AUTH, refresh_token=REFRESH_TOKEN, scope=NOT_FOR_PARTNERS)
     async def refresh_token(context: Context, *, refresh_token: str) -> accounts.SignedIn:
         """Trade a refresh token for new tokens. Each refresh token works once; presenting a used one again ends its whole session."""
         return await accounts.refresh(
@@ -114,21 +117,29 @@ class AccountMutation:
 
     @strawberry.mutation(
         description="End the session a refresh token belongs to (its access tokens stop working). "
-        "False when the token names no session."
+        "False when the token names no session.",
+        metadata=NOT_FOR_PARTNERS,
     )
     async def logout(
         self, info: strawberry.Info[Context], refresh_token: RefreshTokenArgument
     ) -> bool:
         return await accounts.logout(info.context.db, refresh_token=refresh_token)
 
-    @mutation(USER, SIGNED_IN, input=Argument(UpdateProfileInput, "The changes."))
+    @mutation(
+        USER, SIGNED_IN, input=Argument(UpdateProfileInput, "The changes."), scope=NOT_FOR_PARTNERS
+    )
     async def update_profile(context: Context, *, input: UpdateProfileInput) -> Row[Any]:
         """Change the viewer's profile."""
         return await accounts.update_profile(
             context.db, user_id=_viewer_id(context), full_name=input.full_name
         )
 
-    @mutation(USER, SIGNED_IN, input=Argument(ChangePasswordInput, "Current and new password."))
+    @mutation(
+        USER,
+        SIGNED_IN,
+        input=Argument(ChangePasswordInput, "Current and new password."),
+        scope=NOT_FOR_PARTNERS,
+    )
     async def change_password(context: Context, *, input: ChangePasswordInput) -> Row[Any]:
         """Change the viewer's password; every other session of the account ends."""
         return await accounts.change_password(
@@ -142,7 +153,9 @@ class AccountMutation:
             client_ip=context.client_ip,
         )
 
-    @mutation(ADDRESS, SIGNED_IN, input=Argument(AddressInput, "The address."))
+    @mutation(
+        ADDRESS, SIGNED_IN, input=Argument(AddressInput, "The address."), scope=NOT_FOR_PARTNERS
+    )
     async def add_address(context: Context, *, input: AddressInput) -> Row[Any]:
         """Add an address to the viewer's address book."""
         return await accounts.add_address(
@@ -150,7 +163,11 @@ class AccountMutation:
         )
 
     @mutation(
-        ADDRESS, SIGNED_IN, address_id=THE_ADDRESS, input=Argument(AddressInput, "The new fields.")
+        ADDRESS,
+        SIGNED_IN,
+        address_id=THE_ADDRESS,
+        input=Argument(AddressInput, "The new fields."),
+        scope=NOT_FOR_PARTNERS,
     )
     async def update_address(context: Context, *, address_id: int, input: AddressInput) -> Row[Any]:
         """Replace the fields of one of the viewer's addresses."""
@@ -161,7 +178,7 @@ class AccountMutation:
             address=_address_fields(input),
         )
 
-    @mutation(ADDRESS, SIGNED_IN, address_id=THE_ADDRESS)
+    @mutation(ADDRESS, SIGNED_IN, address_id=THE_ADDRESS, scope=NOT_FOR_PARTNERS)
     async def remove_address(context: Context, *, address_id: int) -> Row[Any]:
         """Remove one of the viewer's addresses."""
         return await accounts.remove_address(

@@ -12,6 +12,7 @@ from app.platform.global_ids import decode_id_of
 from app.schema.catalog import Category, Product, ProductConnection
 from app.schema.listing import FilterArgument, SortArgument
 from app.schema.relay import After, Before, First, Last, Paging
+from app.schema.scopes import CATALOG
 
 ById = Annotated[strawberry.ID | None, strawberry.argument(description="Global ID.")]
 BySlug = Annotated[str | None, strawberry.argument(description="Slug.")]
@@ -26,7 +27,9 @@ def _one_of(id: strawberry.ID | None, slug: str | None) -> None:
 class CatalogQuery:
     """Catalog reads."""
 
-    @strawberry.field(description="A published product by ID or slug; null if there is none.")
+    @strawberry.field(
+        description="A published product by ID or slug; null if there is none.", metadata=CATALOG
+    )
     async def product(
         self, info: strawberry.Info, id: ById = None, slug: BySlug = None
     ) -> Product | None:
@@ -38,7 +41,9 @@ class CatalogQuery:
             row = await loaders.product_by_slug.load(slug)
         return Product.from_row(row) if row is not None else None
 
-    @strawberry.field(description="Published products, filtered, sorted and paged.")
+    @strawberry.field(
+        description="Published products, filtered, sorted and paged.", metadata=CATALOG
+    )
     async def products(
         self,
         info: strawberry.Info,
@@ -53,7 +58,9 @@ class CatalogQuery:
             info, None, filter, sort_by, Paging(first, after, last, before)
         )
 
-    @strawberry.field(description="A category by ID or slug; null if there is none.")
+    @strawberry.field(
+        description="A category by ID or slug; null if there is none.", metadata=CATALOG
+    )
     async def category(
         self, info: strawberry.Info, id: ById = None, slug: BySlug = None
     ) -> Category | None:
@@ -65,7 +72,7 @@ class CatalogQuery:
             row = await loaders.category_by_slug.load(slug)
         return Category.from_row(row) if row is not None else None
 
-    @strawberry.field(description="The root categories, in display order.")
+    @strawberry.field(description="The root categories, in display order.", metadata=CATALOG)
     async def categories(self, info: strawberry.Info) -> list[Category]:
         rows = await info.context.loaders.categories_by_parent_id.load(ROOT_PARENT)
         return [Category.from_row(row) for row in rows]

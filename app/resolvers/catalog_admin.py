@@ -30,6 +30,7 @@ from app.schema.catalog_admin import (
     VariantUpdateInput,
 )
 from app.schema.permissions import SIGNED_IN, STAFF
+from app.schema.scopes import NOT_FOR_PARTNERS
 from app.services import catalog
 from app.services.catalog import UNCHANGED, Unchanged
 
@@ -78,7 +79,7 @@ def _moved_pk(value: strawberry.ID | None, type_name: str, field: str) -> int | 
 class CatalogAdminMutation:
     """Catalog management: staff only."""
 
-    @mutation(CATEGORY, STAFF, input=_input(CategoryInput))
+    @mutation(CATEGORY, STAFF, input=_input(CategoryInput), scope=NOT_FOR_PARTNERS)
     async def create_category(context: Context, *, input: CategoryInput) -> Row[Any]:
         """Add a category. Staff only."""
         return await catalog.create_category(
@@ -90,7 +91,13 @@ class CatalogAdminMutation:
             position=input.position,
         )
 
-    @mutation(CATEGORY, STAFF, category_id=THE_CATEGORY, input=_input(CategoryUpdateInput))
+    @mutation(
+        CATEGORY,
+        STAFF,
+        category_id=THE_CATEGORY,
+        input=_input(CategoryUpdateInput),
+        scope=NOT_FOR_PARTNERS,
+    )
     async def update_category(
         context: Context, *, category_id: int, input: CategoryUpdateInput
     ) -> Row[Any]:
@@ -105,7 +112,7 @@ class CatalogAdminMutation:
             position=_kept(input.position),
         )
 
-    @mutation(PRODUCT, STAFF, input=_input(ProductCreateInput))
+    @mutation(PRODUCT, STAFF, input=_input(ProductCreateInput), scope=NOT_FOR_PARTNERS)
     async def create_product(context: Context, *, input: ProductCreateInput) -> Row[Any]:
         """Add a product (without variants; unpublished unless isPublished). Staff only."""
         return await catalog.create_product(
@@ -118,7 +125,13 @@ class CatalogAdminMutation:
             is_published=input.is_published,
         )
 
-    @mutation(PRODUCT, STAFF, product_id=THE_PRODUCT, input=_input(ProductUpdateInput))
+    @mutation(
+        PRODUCT,
+        STAFF,
+        product_id=THE_PRODUCT,
+        input=_input(ProductUpdateInput),
+        scope=NOT_FOR_PARTNERS,
+    )
     async def update_product(
         context: Context, *, product_id: int, input: ProductUpdateInput
     ) -> Row[Any]:
@@ -140,6 +153,7 @@ class CatalogAdminMutation:
         paths={"images": ["input"]},
         product_id=PRODUCT_ID,
         input=_input(ProductImageInput),
+        scope=NOT_FOR_PARTNERS,
     )
     async def add_product_image(
         context: Context, *, product_id: int, input: ProductImageInput
@@ -150,7 +164,11 @@ class CatalogAdminMutation:
         )
 
     @mutation(
-        PRODUCT, STAFF, product_id=PRODUCT_ID, position=Argument(int, "The image's position.")
+        PRODUCT,
+        STAFF,
+        product_id=PRODUCT_ID,
+        position=Argument(int, "The image's position."),
+        scope=NOT_FOR_PARTNERS,
     )
     async def remove_product_image(context: Context, *, product_id: int, position: int) -> Row[Any]:
         """Remove a product's picture at a position. Staff only."""
@@ -158,7 +176,9 @@ class CatalogAdminMutation:
             context.db, product_id=product_id, position=position
         )
 
-    @mutation(VARIANT, STAFF, product_id=PRODUCT_ID, input=_input(VariantInput))
+    @mutation(
+        VARIANT, STAFF, product_id=PRODUCT_ID, input=_input(VariantInput), scope=NOT_FOR_PARTNERS
+    )
     async def create_variant(context: Context, *, product_id: int, input: VariantInput) -> Row[Any]:
         """Add a variant to a product; its price range follows. Staff only."""
         return await catalog.create_variant(
@@ -172,7 +192,13 @@ class CatalogAdminMutation:
             stock=input.stock,
         )
 
-    @mutation(VARIANT, STAFF, variant_id=THE_VARIANT, input=_input(VariantUpdateInput))
+    @mutation(
+        VARIANT,
+        STAFF,
+        variant_id=THE_VARIANT,
+        input=_input(VariantUpdateInput),
+        scope=NOT_FOR_PARTNERS,
+    )
     async def update_variant(
         context: Context, *, variant_id: int, input: VariantUpdateInput
     ) -> Row[Any]:
@@ -188,7 +214,11 @@ class CatalogAdminMutation:
         )
 
     @mutation(
-        VARIANT, STAFF, variant_id=VARIANT_ID, quantity=Argument(int, "Units in stock, 0 or more.")
+        VARIANT,
+        STAFF,
+        variant_id=VARIANT_ID,
+        quantity=Argument(int, "Units in stock, 0 or more."),
+        scope=NOT_FOR_PARTNERS,
     )
     async def set_stock(context: Context, *, variant_id: int, quantity: int) -> Row[Any]:
         """Set a variant's stock. Staff only."""
@@ -199,6 +229,7 @@ class CatalogAdminMutation:
         STAFF,
         variant_id=VARIANT_ID,
         delta=Argument(int, "Units to add; negative to remove."),
+        scope=NOT_FOR_PARTNERS,
     )
     async def adjust_stock(context: Context, *, variant_id: int, delta: int) -> Row[Any]:
         """Add to (or, negative, take from) a variant's stock; OUT_OF_STOCK rather than going below zero. Staff only."""
@@ -209,7 +240,7 @@ class CatalogAdminMutation:
 class ReviewMutation:
     """Reviews: written and changed by their author; deleted by the author or staff."""
 
-    @mutation(REVIEW, SIGNED_IN, input=_input(ReviewInput))
+    @mutation(REVIEW, SIGNED_IN, input=_input(ReviewInput), scope=NOT_FOR_PARTNERS)
     async def create_review(context: Context, *, input: ReviewInput) -> Row[Any]:
         """Review a product (one review per customer and product)."""
         return await catalog.create_review(
@@ -222,7 +253,13 @@ class ReviewMutation:
             include_unpublished=context.viewer.is_staff,
         )
 
-    @mutation(REVIEW, SIGNED_IN, review_id=THE_REVIEW, input=_input(ReviewUpdateInput))
+    @mutation(
+        REVIEW,
+        SIGNED_IN,
+        review_id=THE_REVIEW,
+        input=_input(ReviewUpdateInput),
+        scope=NOT_FOR_PARTNERS,
+    )
     async def update_review(
         context: Context, *, review_id: int, input: ReviewUpdateInput
     ) -> Row[Any]:
@@ -237,7 +274,7 @@ class ReviewMutation:
             include_unpublished=context.viewer.is_staff,
         )
 
-    @mutation(REVIEW, SIGNED_IN, review_id=THE_REVIEW)
+    @mutation(REVIEW, SIGNED_IN, review_id=THE_REVIEW, scope=NOT_FOR_PARTNERS)
     async def delete_review(context: Context, *, review_id: int) -> Row[Any]:
         """Delete a review: your own, or any review when you are staff (moderation)."""
         return await catalog.delete_review(

@@ -4,12 +4,13 @@ As Saleor's BaseMutation does, everything else is written here once. A mutation
 is declared as the function that calls its service, decorated with its payload,
 its permission classes and its arguments; the docstring is its description:
 
-    @mutation(VARIANT, STAFF, variant_id=VARIANT_ID, quantity=QUANTITY)
+    @mutation(VARIANT, STAFF, scope=NOT_FOR_PARTNERS, variant_id=VARIANT_ID, quantity=QUANTITY)
     async def set_stock(context: Context, *, variant_id: int, quantity: int) -> Row[Any]:
         \"\"\"Set a variant's stock. Staff only.\"\"\"
         return await catalog.set_stock(context.db, variant_id=variant_id, quantity=quantity)
 
-The decorator builds the Strawberry field: it decodes global-ID arguments to
+`scope` is the field's partner-scope declaration (app/schema/scopes.py), required so
+that no mutation forgets one. The decorator builds the Strawberry field: it decodes global-ID arguments to
 primary keys, runs the call, and answers with the payload or, for a DomainError,
 with userErrors. Services name the value at fault in domain terms ("postal_code",
 "variant_id"); `field_path` turns that into the path the client sent it under:
@@ -82,6 +83,7 @@ def mutation(
     payload: Payload[R, P],
     permission_classes: Sequence[type[BasePermission]] = (),
     *,
+    scope: Mapping[str, Any],
     paths: Mapping[str, list[str]] | None = None,
     **arguments: Argument,
 ) -> Callable[[Callable[..., Awaitable[R]]], Any]:
@@ -120,6 +122,7 @@ def mutation(
             resolver=resolve,
             description=inspect.getdoc(call),
             permission_classes=list(permission_classes),
+            metadata=dict(scope),
         )
 
     return field

@@ -15,6 +15,7 @@ from app.platform.global_ids import from_global_id
 from app.schema.accounts import Address, User
 from app.schema.catalog import Category, Product, ProductVariant, Review
 from app.schema.relay import Node
+from app.schema.scopes import CATALOG
 
 MAX_NODES = 100
 
@@ -101,7 +102,8 @@ class NodeQuery:
     """Relay object identification."""
 
     @strawberry.field(
-        description="Any object by its global ID; null if it does not exist or is not visible."
+        description="Any object by its global ID; null if it does not exist or is not visible.",
+        metadata=CATALOG,
     )
     async def node(
         self,
@@ -111,7 +113,8 @@ class NodeQuery:
         return await _fetch_node(info.context, id)
 
     @strawberry.field(
-        description="Several objects by global ID, in the same order; null where one is missing."
+        description="Several objects by global ID, in the same order; null where one is missing.",
+        metadata=CATALOG,
     )
     async def nodes(
         self,

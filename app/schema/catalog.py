@@ -21,9 +21,10 @@ from app.loaders.products import (
 from app.platform.pagination import CursorSort, SortValue
 from app.schema.common import Money, MoneyRange
 from app.schema.listing import FilterArgument, ProductFilter, ProductSort, SortArgument
-from app.schema.permissions import IsStaff
+from app.schema.permissions import CanSeeStock
 from app.schema.relations import each, optional, relation
 from app.schema.relay import After, Before, First, Last, Node, PageInfo, Paging
+from app.schema.scopes import INVENTORY, REVIEWS
 
 
 @strawberry.type(description="A category of the catalog tree.")
@@ -129,7 +130,11 @@ class ProductVariant(Node):
             attributes=row.attributes,
         )
 
-    @strawberry.field(description="Units in stock. Staff only.", permission_classes=[IsStaff])
+    @strawberry.field(
+        description="Units in stock. Staff, and partners with the scope inventory:read.",
+        permission_classes=[CanSeeStock],
+        metadata=INVENTORY,
+    )
     def stock_quantity(self) -> int | None:
         return self.stock
 
@@ -163,10 +168,13 @@ class Review(Node):
     pk: strawberry.Private[int]
     product_id: strawberry.Private[int]
     user_id: strawberry.Private[int]
-    rating: int = strawberry.field(description="From 1 (poor) to 5 (excellent).")
-    title: str = strawberry.field(description="Headline.")
-    body: str = strawberry.field(description="The review text.")
-    created_at: datetime = strawberry.field(description="When it was written (UTC).")
+    # Every field declares reviews:read: a review is also reachable by `node(id)`.
+    rating: int = strawberry.field(description="From 1 (poor) to 5 (excellent).", metadata=REVIEWS)
+    title: str = strawberry.field(description="Headline.", metadata=REVIEWS)
+    body: str = strawberry.field(description="The review text.", metadata=REVIEWS)
+    created_at: datetime = strawberry.field(
+        description="When it was written (UTC).", metadata=REVIEWS
+    )
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Review:
@@ -186,12 +194,14 @@ class Review(Node):
         key=lambda review: review.user_id,
         build=lambda row: PublicProfile.from_full_name(row.full_name if row is not None else ""),
         description="Who wrote it (display name only).",
+        metadata=REVIEWS,
     )
     product: Product = relation(
         loader=lambda loaders: loaders.product_by_id,
         key=lambda review: review.product_id,
         build=optional(lambda row: Product.from_row(row)),
         description="The reviewed product.",
+        metadata=REVIEWS,
     )
 
 
@@ -292,7 +302,10 @@ class Product(Node):
         description="Pictures, in display order.",
     )
 
-    @strawberry.field(description="Reviews, newest first.")
+    @strawberry.field(
+        description="Reviews, newest first. Partners need the scope reviews:read.",
+        metadata=REVIEWS,
+    )
     async def reviews(
         self,
         info: strawberry.Info,

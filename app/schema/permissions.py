@@ -8,6 +8,7 @@ import strawberry
 from strawberry.permission import BasePermission
 
 from app.engine.errors import ErrorCode
+from app.platform.scopes import Scope
 
 
 class IsAuthenticated(BasePermission):
@@ -30,6 +31,18 @@ class IsStaff(BasePermission):
     def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
         """Whether the viewer is staff."""
         return bool(info.context.viewer.is_staff)
+
+
+class CanSeeStock(BasePermission):
+    """Allows staff, and partners holding inventory:read (stock levels)."""
+
+    message = "Only staff, and partners with the scope inventory:read, may see stock levels"
+    error_extensions = {"code": ErrorCode.FORBIDDEN.value}
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        """Whether the viewer is staff or a partner token holding inventory:read."""
+        viewer = info.context.viewer
+        return bool(viewer.is_staff or Scope.INVENTORY_READ in viewer.scopes)
 
 
 class IsSelfOrStaff(BasePermission):

@@ -8,7 +8,7 @@ declaration, so both paths give the same values.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import strawberry
@@ -23,11 +23,13 @@ def relation(
     key: Callable[[Any], Hashable | None],
     build: Callable[[Any], Any],
     description: str,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Any:
     """A field resolved by `loader(loaders).load(key(parent))`, then `build(loaded)`.
 
     `key` returning None means there is nothing to load: the value is `build(None)`.
-    The field's type is the annotation of the class attribute it is assigned to.
+    The field's type is the annotation of the class attribute it is assigned to;
+    `metadata` is more field metadata (a scope declaration).
     """
     batch = BatchResolver(
         loader=lambda context: loader(context.loaders),
@@ -41,7 +43,9 @@ def relation(
     # No return annotation: the field's type comes from the class attribute.
     del resolve.__annotations__["return"]
     return strawberry.field(
-        resolver=resolve, description=description, metadata={BATCH_RESOLVER: batch}
+        resolver=resolve,
+        description=description,
+        metadata={**(metadata or {}), BATCH_RESOLVER: batch},
     )
 
 

@@ -27,6 +27,7 @@ from app.platform.errors import (
 )
 from app.platform.passwords import PasswordHasher
 from app.platform.ratelimit import RateLimiter
+from app.platform.scopes import known_list, unknown_scopes
 from app.platform.throttles import Bucket, FailureThrottle
 from app.platform.tokens import TokenService
 from app.settings import Settings
@@ -90,6 +91,9 @@ async def create_partner(
     for scope in scopes:
         if not SCOPE_TOKEN.fullmatch(scope):
             raise DomainError(f"{scope!r} is not a valid scope token", field="scope")
+    unknown = unknown_scopes(scopes)
+    if unknown:
+        raise DomainError(f"unknown scope {unknown[0]!r}: use one of {known_list()}", field="scope")
     if rate_tier not in known_tiers:
         raise DomainError(
             f"unknown tier {rate_tier!r}: use one of {', '.join(sorted(known_tiers))}",
@@ -164,6 +168,14 @@ async def grant_client_credentials(
                 f"Scope not allowed for this client: {' '.join(beyond)}", field="scope"
             )
         granted = request.scopes
+    # A partner stored before the list was closed may hold a name that means nothing now.
+    unknown = unknown_scopes(granted)
+    if unknown:
+        raise ScopeNotAllowed(
+            f"This client holds scopes this server does not know: {' '.join(unknown)}; "
+            "ask for known ones with `scope`, or have the operator re-create the client",
+            field="scope",
+        )
     access_token, expires_in = tokens.issue_partner_token(
         partner_id=row.id, scopes=granted, rate_tier=row.rate_tier
     )
