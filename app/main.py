@@ -146,6 +146,8 @@ def create_app(settings: Settings) -> Starlette:
             hasher=password_hasher(settings.password_hash_concurrency),
         ),
         throttle=partial(oauth_throttle, rate_limiter, settings),
+        time_limit=settings.operation_timeout_seconds,
+        translate=database_outage,
     )
 
     readiness_checks: dict[str, Check] = {"database": db.ping}

@@ -82,8 +82,9 @@ def _current_revision(connection: Connection) -> str | None:
 async def check_ready(settings: Settings) -> Database:
     """Check dependency versions; connect to the database (and Redis); check migrations."""
     try:
-        # The engine's and the fast reads' private names were checked on these ranges.
-        check_installed([*ENGINE_DISTRIBUTIONS, "sqlalchemy"])
+        # The engine's, the fast reads' and the server protocol's private names were checked
+        # on these ranges.
+        check_installed([*ENGINE_DISTRIBUTIONS, "sqlalchemy", "uvicorn"])
     except IncompatibleDependency as error:
         raise NotReady(f"dependencies: {error}") from None
     _check_sqlite_directory(settings.database_url)

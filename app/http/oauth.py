@@ -11,8 +11,10 @@ reserves an attempt; once its budget of failures is spent the request is answere
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import math
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -20,6 +22,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 import app.services.partners as partners
+from app.engine import DeadlinePassed, finish_by
+from app.http.errors import logger
+from app.http.pipeline import Translate
 from app.platform.errors import Throttled
 from app.platform.throttles import FailureThrottle
 from app.services.partners import SCOPE_TOKEN, ClientCredentials, PartnerGrant
@@ -162,12 +167,31 @@ def _error(error: OAuthError) -> JSONResponse:
     )
 
 
-class TokenEndpoint:
-    """The /oauth/token route; `issue` verifies the client and signs the token."""
+class Unavailable(TemporarilyUnavailable):
+    """A dependency (the database) cannot serve now: 503 with Retry-After."""
 
-    def __init__(self, issue: Issue, *, throttle: Throttle | None = None) -> None:
+    status = 503
+
+
+class TokenEndpoint:
+    """The /oauth/token route; `issue` verifies the client and signs the token.
+
+    Issuing runs within `time_limit` seconds; `translate` names the failures that are a
+    dependency's (a database outage), answered 503 `temporarily_unavailable`.
+    """
+
+    def __init__(
+        self,
+        issue: Issue,
+        *,
+        throttle: Throttle | None = None,
+        time_limit: float = math.inf,
+        translate: Translate | None = None,
+    ) -> None:
         self.issue = issue
         self.throttle = throttle
+        self.time_limit = time_limit
+        self.translate = translate
 
     async def handle(self, request: Request) -> JSONResponse:
         """Answer one token request."""
@@ -177,11 +201,21 @@ class TokenEndpoint:
                 raise InvalidRequest(f"Send the parameters as `Content-Type: {FORM}`")
             body = await _bounded_body(request)
             credentials = token_request(_form(body), request.headers.get("authorization"))
-            grant = await self._issue(credentials, request.client.host if request.client else "-")
+            client_ip = request.client.host if request.client else "-"
+            deadline = asyncio.get_running_loop().time() + self.time_limit
+            grant = await finish_by(self._issue(credentials, client_ip), deadline)
         except OAuthError as error:
             return _error(error)
         except (partners.InvalidClient, partners.ScopeNotAllowed) as refused:
             return _error(_refusal(refused))
+        except DeadlinePassed:
+            return _error(Unavailable("The token request did not finish in time; retry", 1))
+        except Exception as error:
+            meaning = None if self.translate is None else self.translate(error)
+            if meaning is None:
+                raise
+            logger.warning("token request failed on a dependency", cause=repr(error)[:300])
+            return _error(Unavailable(meaning.message, 1))
         return JSONResponse(
             {
                 "access_token": grant.access_token,
