@@ -10,6 +10,7 @@ from app.engine.errors import ClientError, ErrorCode, client_error, too_complex
 from app.engine.executor import GraphQLExecutor, OperationTimeout
 from app.engine.limits import Limits, validation_rules
 from app.engine.relations import BATCH_RESOLVER, BatchResolver
+from app.engine.trusted import registration_problem
 
 __all__ = [
     "BATCH_RESOLVER",
@@ -24,6 +25,7 @@ __all__ = [
     "OperationTimeout",
     "PreparedDocument",
     "client_error",
+    "registration_problem",
     "too_complex",
     "validation_rules",
 ]
