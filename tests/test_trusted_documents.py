@@ -196,10 +196,9 @@ def test_a_plain_map_is_registered_for_a_first_party_app(
     ]
 
 
-# Cheap with small variables, but its pages read from variables: 100 x 100 products at most.
-COSTLY = """query Costly($n: Int, $m: Int) {
-  categories { products(first: $n) { edges { node { category { products(first: $m) {
-    edges { node { name } } } } } } } }
+# 282 points at the default page size, 1402 when $n is the maximum page size (100).
+COSTLY = """query Costly($n: Int) {
+  products(first: $n) { edges { node { category { products(first: 10) { edges { node { name } } } } } } }
 }"""
 MANY_ALIASES = "{ " + " ".join(f"a{n}: __typename" for n in range(40)) + " }"
 
