@@ -1,4 +1,4 @@
-"""The `shopgraph` command: serve, migrate, seed, export-schema, users, partners.
+"""The `shopgraph` command: serve, migrate, seed, export-schema, users, partners, documents.
 
 Every command exits non-zero with one clear line on stderr when input or configuration is bad.
 """
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from app.documents_cli import documents_cli
 from app.platform.scopes import known_list
 from app.settings import Settings, SettingsError, load_settings
 
@@ -241,6 +242,7 @@ partners_cli = typer.Typer(
     name="partners", help="Partner applications (OAuth2 client credentials).", no_args_is_help=True
 )
 cli.add_typer(partners_cli)
+cli.add_typer(documents_cli)  # app/documents_cli.py
 
 
 @partners_cli.command("create")

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -13,6 +14,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import HTTPConnection
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from strawberry.schema import Schema
 
 from app.context import Context
 from app.db import Database, count_statements
@@ -23,6 +25,7 @@ from app.http.graphql import STATIC_DIR, GraphQLEndpoint, request_id_of
 from app.http.health import Check, Readiness, health
 from app.http.middleware import InternalErrorMiddleware, ResponseHeadersMiddleware
 from app.http.oauth import TokenEndpoint
+from app.http.persisted import AnswerUnresolved, Policy, ResolveDocument
 from app.http.pipeline import Pipeline, Step
 from app.http.steps import (
     Authenticate,
@@ -33,20 +36,20 @@ from app.http.steps import (
     Refund,
 )
 from app.platform.passwords import password_hasher
+from app.platform.persisted_queries import build_persisted_query_store
 from app.platform.ratelimit import Budget, Budgets, build_rate_limiter, redis_client_from_settings
 from app.platform.tokens import TokenService
 from app.schema import build_schema
 from app.schema.scopes import SCOPE_KEY
 from app.services.auth import Authenticator
+from app.services.documents import find_document
 from app.services.partners import grant_client_credentials, oauth_throttle
 from app.settings import Environment, Settings
 
 
-def create_app(settings: Settings) -> Starlette:
-    """Build the ASGI app; engines are opened in the lifespan and closed after it."""
-    db = Database.from_settings(settings)
-    schema = build_schema()
-    executor = GraphQLExecutor(
+def build_executor(settings: Settings, schema: Schema) -> GraphQLExecutor:
+    """The engine with the settings' limits (also what trusted documents are checked by)."""
+    return GraphQLExecutor(
         schema,
         cache_size=settings.document_cache_size,
         cache_bytes=settings.document_cache_bytes,
@@ -67,6 +70,13 @@ def create_app(settings: Settings) -> Starlette:
             default_page_size=settings.default_page_size, max_page_size=settings.max_page_size
         ),
     )
+
+
+def create_app(settings: Settings) -> Starlette:
+    """Build the ASGI app; engines are opened in the lifespan and closed after it."""
+    db = Database.from_settings(settings)
+    schema = build_schema()
+    executor = build_executor(settings, schema)
     redis = redis_client_from_settings(settings)
 
     authenticator = Authenticator(db, TokenService(settings))
@@ -104,6 +114,7 @@ def create_app(settings: Settings) -> Starlette:
     # (a token's or the IP's); a bad token is refused before it costs anything.
     steps: list[Step] = [
         Authenticate(make_context),
+        _resolve_document(settings, db, redis, executor),
         Admission(
             max_query_bytes=settings.max_query_bytes,
             cached=executor.documents,
@@ -112,6 +123,7 @@ def create_app(settings: Settings) -> Starlette:
             charge=admission_charge,
             per_kb=settings.parse_charge_per_kb,
         ),
+        AnswerUnresolved(),
         RefuseNul(),
         LimitsAndCost(executor, max_cost_for if limiting else lambda context: max_cost),
         # Before the rate limit: an operation refused for its scopes spends no points.
@@ -187,6 +199,30 @@ def create_app(settings: Settings) -> Starlette:
     app.state.schema = schema
     app.state.settings = settings
     return app
+
+
+def _resolve_document(
+    settings: Settings, db: Database, redis: Redis | None, executor: GraphQLExecutor
+) -> ResolveDocument:
+    """The persisted document step: APQ store, trusted documents, who must use them."""
+    trusted_only_anonymous = settings.trusted_documents_only
+
+    def policy_for(context: Context) -> Policy:
+        viewer = context.viewer
+        if viewer.partner_id is not None:
+            return Policy(trusted_only=True, partner_id=viewer.partner_id)
+        return Policy(trusted_only_anonymous and not viewer.is_authenticated, None)
+
+    async def find_trusted(partner_id: int | None, sha256: str) -> str | None:
+        return await find_document(db, partner_id=partner_id, sha256=sha256)
+
+    return ResolveDocument(
+        store=build_persisted_query_store(settings, redis),
+        find_trusted=find_trusted,
+        pin=executor.documents.pin,
+        policy_for=policy_for,
+        max_query_bytes=settings.max_query_bytes,
+    )
 
 
 def _cors(settings: Settings) -> list[Middleware]:

@@ -133,6 +133,13 @@ class Settings(BaseSettings):
         "Off: costs are still computed and reported.",
     )
 
+    # Persisted queries (README: Persisted queries): APQ store bounds (memory: entries and
+    # bytes; Redis: TTL); trusted-documents-only for anonymous callers (partners always are).
+    apq_max_entries: Annotated[int, Field(ge=0, le=1_000_000)] = 10_000
+    apq_max_bytes: Annotated[int, Field(ge=0, le=10_000_000_000)] = 20_000_000
+    apq_ttl_seconds: Annotated[int, Field(ge=1, le=30 * 86_400)] = 86_400
+    trusted_documents_only: bool = False
+
     # HTTP
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

@@ -33,7 +33,7 @@ from app.loaders.products import (
     ProductSortField,
     sort_value,
 )
-from app.models import Address, Base, Partner, RefreshToken
+from app.models import Address, Base, Partner, RefreshToken, TrustedDocument
 from app.platform.pagination import Cursor, PageRequest
 from app.services.seed import seed_catalog
 from tests.conftest import Backend, in_thread, make_backend
@@ -139,14 +139,28 @@ async def pg_db(
                     }
                 ],
             )
+            partner_id = (
+                await connection.execute(
+                    insert(Partner).returning(Partner.id),
+                    [
+                        {
+                            "name": "Acme",
+                            "client_id": "acme",
+                            "secret_hash": "x",
+                            "scopes": ["catalog:read"],
+                        }
+                    ],
+                )
+            ).scalar_one()
             await connection.execute(
-                insert(Partner),
+                insert(TrustedDocument),
                 [
                     {
-                        "name": "Acme",
-                        "client_id": "acme",
-                        "secret_hash": "x",
-                        "scopes": ["catalog:read"],
+                        "client": "Acme",
+                        "partner_id": partner_id,
+                        "sha256": "a" * 64,
+                        "name": "Count",
+                        "body": "query Count { products { totalCount } }",
                     }
                 ],
             )

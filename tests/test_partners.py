@@ -100,6 +100,30 @@ async def sql_value(settings: Settings, query: str, **params: object) -> object:
         await db.dispose()
 
 
+async def register_documents(settings: Settings, client: str, *bodies: str) -> None:
+    """Register trusted documents for `client` (as `shopgraph documents add` does, unchecked)."""
+    from app.platform.persisted_queries import sha256_hex
+    from app.services.documents import ManifestEntry, add_documents
+
+    db = Database.from_settings(settings)
+    try:
+        entries = [ManifestEntry(sha256_hex(body), None, body) for body in bodies]
+        await add_documents(db, client=client, entries=entries, check=lambda body: None)
+    finally:
+        await db.dispose()
+
+
+async def run_document(
+    client: GraphQLClient, body: str, variables: dict[str, object] | None = None
+) -> dict[str, object]:
+    """POST a trusted document by its documentId; return the decoded response."""
+    from app.platform.persisted_queries import sha256_hex
+
+    payload = {"documentId": f"sha256:{sha256_hex(body)}", "variables": variables}
+    response = await client.http.post("/graphql", json=payload, headers=client.headers)
+    return response.json()  # type: ignore[no-any-return]
+
+
 def assert_oauth_error(response: httpx.Response, status: int, error: str) -> None:
     """A section 5.2 error: status, JSON body with error and a description, never cached."""
     assert response.status_code == status, response.text
@@ -373,14 +397,19 @@ async def test_the_partner_reads_the_catalog_with_its_token(
     )
     access_token = granted.json()["access_token"]
     client = GraphQLClient(app_client, {"Authorization": f"Bearer {access_token}"})
+    # (a partner runs only its trusted documents: tests/test_trusted_documents.py)
+    await register_documents(settings, partner.name, PRODUCTS, STOCK, CREATE_REVIEW)
 
     # when
-    data = await client.query(PRODUCTS)
-    stock_errors = await client.errors(STOCK)
-    review_errors = await client.errors(
-        CREATE_REVIEW,
-        {"input": {"productId": "UHJvZHVjdDox", "rating": 5, "title": "x", "body": ""}},
-    )
+    data = (await run_document(client, PRODUCTS))["data"]
+    stock_errors = (await run_document(client, STOCK))["errors"]
+    review_errors = (
+        await run_document(
+            client,
+            CREATE_REVIEW,
+            {"input": {"productId": "UHJvZHVjdDox", "rating": 5, "title": "x", "body": ""}},
+        )
+    )["errors"]
 
     # then it reads what the public reads; stock and customers' fields are outside its
     # scopes (tests/test_partner_scopes.py has the rest)

@@ -107,7 +107,9 @@ async def test_the_served_pipeline_runs_the_named_steps_in_order(
 ) -> None:
     assert [type(step).__name__ for step in served_steps] == [
         "Authenticate",
+        "ResolveDocument",
         "Admission",
+        "AnswerUnresolved",
         "RefuseNul",
         "LimitsAndCost",
         "PartnerScopes",

@@ -28,6 +28,7 @@ from app.context import Viewer
 from app.db import Database
 from app.main import create_app
 from app.models import Partner
+from app.platform.persisted_queries import sha256_hex
 from app.platform.ratelimit import (
     Budgets,
     FailoverRateLimiter,
@@ -38,6 +39,7 @@ from app.platform.ratelimit import (
 from app.platform.tokens import TokenService
 from app.settings import Settings
 from tests.conftest import REDIS_URL, REQUIRE_SERVICES, Backend, GraphQLClient, signed_in_client
+from tests.test_partners import register_documents
 
 ROOT = Path(__file__).resolve().parents[1]
 # 2 + 5 x 1 = 7 points, on a catalog of more than 5 products
@@ -205,7 +207,9 @@ async def test_signing_in_does_not_bring_a_fresh_budget_to_an_ip(
     assert response.status_code == 429
 
 
-async def _partner_token(settings: Settings, tier: str) -> str:
+async def _partner_token(settings: Settings, tier: str) -> tuple[str, str]:
+    """A partner's access token, and its name."""
+    name = f"rate-{tier}-{uuid.uuid4().hex[:8]}"
     db = Database.from_settings(settings)
     try:
         async with db.engine.begin() as connection:
@@ -214,7 +218,7 @@ async def _partner_token(settings: Settings, tier: str) -> str:
                     insert(Partner).returning(Partner.id),
                     [
                         {
-                            "name": f"rate-{tier}-{uuid.uuid4().hex[:8]}",
+                            "name": name,
                             "client_id": uuid.uuid4().hex,
                             "secret_hash": "not-used-here",
                             "scopes": [],
@@ -228,7 +232,7 @@ async def _partner_token(settings: Settings, tier: str) -> str:
     token, _ = TokenService(settings).issue_partner_token(
         partner_id=partner_id, scopes=[], rate_tier=tier
     )
-    return token
+    return token, name
 
 
 async def test_partner_tiers_pick_capacity_and_restore_rate(
@@ -237,16 +241,21 @@ async def test_partner_tiers_pick_capacity_and_restore_rate(
     settings = _limited(
         backend, key_prefix, partner_tiers={"standard": (100, 1.0), "premium": (500, 5.0)}
     )
-    token = await _partner_token(settings, "premium")
+    token, name = await _partner_token(settings, "premium")
+    # A partner runs only its trusted documents (tests/test_trusted_documents.py).
+    await register_documents(settings, name, "{ __typename }")
     async for client in _clients(create_app(settings)):
-        response = await GraphQLClient(client, {"Authorization": f"Bearer {token}"}).post(
-            "{ __typename }"
+        response = await client.post(
+            "/graphql",
+            json={"documentId": f"sha256:{sha256_hex('{ __typename }')}"},
+            headers={"Authorization": f"Bearer {token}"},
         )
 
         assert response.status_code == 200, response.text
         assert _cost(response)["throttleStatus"] == {
             "maximumAvailable": 500,
-            "currentlyAvailable": 500 - ADMIT_NEW,
+            # a trusted document pays no parse: the request's charge only
+            "currentlyAvailable": 500 - ADMIT_CACHED,
             "restoreRate": 5.0,
         }
 

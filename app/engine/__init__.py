@@ -12,6 +12,7 @@ from app.engine.executor import GraphQLExecutor, OperationTimeout
 from app.engine.limits import Limits, validation_rules
 from app.engine.relations import BATCH_RESOLVER, BatchResolver
 from app.engine.requirements import Required
+from app.engine.trusted import registration_problem
 
 __all__ = [
     "BATCH_RESOLVER",
@@ -30,6 +31,7 @@ __all__ = [
     "Required",
     "client_error",
     "finish_by",
+    "registration_problem",
     "settle_unwinding",
     "too_complex",
     "validation_rules",

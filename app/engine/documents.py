@@ -190,7 +190,9 @@ class DocumentCache:
 
     The bytes are those of the query text (a parsed document is a fixed multiple of
     it); a document over `max_document_bytes` is prepared but never kept, so distinct
-    large documents cannot grow a worker's memory.
+    large documents cannot grow a worker's memory. Pinned documents (trusted documents,
+    registered by an operator: their number is the operator's) are kept outside the LRU
+    and never evicted, so a flood of other documents cannot make them pay a parse again.
     """
 
     def __init__(
@@ -206,11 +208,25 @@ class DocumentCache:
         self.max_bytes = max_bytes
         self.max_document_bytes = min(max_document_bytes, max_bytes)
         self._entries: OrderedDict[str, PreparedDocument] = OrderedDict()
+        self._pinned: dict[str, PreparedDocument] = {}
         self.bytes = 0
         self.prepared = 0  # documents prepared (parsed) so far: a cache miss each
 
     def __contains__(self, query: object) -> bool:
-        return query in self._entries
+        return query in self._pinned or query in self._entries
+
+    def pin(self, query: str) -> PreparedDocument:
+        """The prepared document of `query`, prepared at most once and then kept for good."""
+        found = self._pinned.get(query)
+        if found is None:
+            found = self._entries.pop(query, None)
+            if found is None:
+                self.prepared += 1
+                found = self._prepare(query)
+            else:
+                self.bytes -= len(query)
+            self._pinned[query] = found
+        return found
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -222,6 +238,9 @@ class DocumentCache:
         if found is not None:
             entries.move_to_end(query)
             return found
+        pinned = self._pinned.get(query)
+        if pinned is not None:
+            return pinned
         self.prepared += 1
         prepared = self._prepare(query)
         size = len(query)

@@ -63,9 +63,12 @@ def error_response(error: RequestError, media_type: str) -> Response:
 
 
 def _wants_html(request: Request) -> bool:
+    args = request.query_params
     return (
         request.method == "GET"
-        and "query" not in request.query_params
+        and "query" not in args
+        and "documentId" not in args
+        and "extensions" not in args  # a hash-only (APQ) GET
         and "text/html" in request.headers.get("accept", "")
     )
 

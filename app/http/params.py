@@ -73,16 +73,23 @@ def params_from(data: object) -> GraphQLParams:
     if not isinstance(data, dict):
         raise RequestError(400, "The request body must be a JSON object", ErrorCode.BAD_REQUEST)
     query = data.get("query")
-    if query is None or query == "":
-        raise RequestError(400, "No GraphQL query found in the request", ErrorCode.BAD_REQUEST)
-    if not isinstance(query, str):
+    if query is not None and not isinstance(query, str):
         raise RequestError(400, "`query` must be a string", ErrorCode.BAD_REQUEST)
+    document_id = data.get("documentId")
+    if document_id is not None and not isinstance(document_id, str):
+        raise RequestError(400, "`documentId` must be a string", ErrorCode.BAD_REQUEST)
     variables = _object_or_null(data, "variables")
     operation_name = data.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
         raise RequestError(400, "`operationName` must be a string or null", ErrorCode.BAD_REQUEST)
     extensions = _object_or_null(data, "extensions")
-    return GraphQLParams(query, variables, operation_name or None, extensions)
+    # A persisted document (its id, or an APQ hash) stands for the query text: the persisted
+    # document step (app/http/persisted.py) looks it up.
+    if not query and not document_id and not (extensions and "persistedQuery" in extensions):
+        raise RequestError(400, "No GraphQL query found in the request", ErrorCode.BAD_REQUEST)
+    return GraphQLParams(
+        query or "", variables, operation_name or None, extensions, document_id or None
+    )
 
 
 def _json_param(raw: str | None, name: str) -> Any:
@@ -140,6 +147,7 @@ async def read_params(
         return params_from(
             {
                 "query": args.get("query"),
+                "documentId": args.get("documentId"),
                 "variables": _json_param(args.get("variables"), "variables"),
                 "operationName": args.get("operationName"),
                 "extensions": _json_param(args.get("extensions"), "extensions"),

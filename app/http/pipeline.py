@@ -4,7 +4,9 @@ A transport (HTTP today; WebSocket/SSE later) reads a request into `GraphQLParam
 a `RequestState` and hands it to `Pipeline.run`, which returns an `Outcome`: the response
 body and how the request ended. In between, each step does one thing and knows no other:
 
-    authenticate -> admission -> refuse NUL -> limits and cost -> partner scopes -> rate limit -> execute under timeout -> refund -> respond
+    authenticate -> persisted document -> admission -> (refuse an unresolved document) ->
+    refuse NUL -> limits and cost -> partner scopes -> rate limit -> execute under timeout ->
+    refund -> respond
 
 A step is an object with `async def __call__(self, state, call_next)`; it reads what
 earlier steps put on the state, adds its own, and either calls `call_next(state)` or
@@ -12,7 +14,8 @@ stops the request by setting `state.refusal` or `state.errors`. Work that comes 
 execution is done when `call_next` returns: so `Refund` stands before `Execute` in the
 list (`app/main.py` builds it) and gives points back once execution is over. `respond`
 then turns the state into the body. New steps (persisted documents before limits and
-cost, a response cache before execution) are one more object in that list.
+cost, a response cache before execution) are one more object in that list; the persisted
+document steps are in app/http/persisted.py.
 
 The chain is linked once, at start-up: a request allocates its state and nothing else.
 """
@@ -43,12 +46,13 @@ from app.platform.ratelimit import BucketState, Budget
 
 @dataclass(frozen=True, slots=True)
 class GraphQLParams:
-    """What the client asked to run."""
+    """What the client asked to run (`query` is empty when a persisted document is named)."""
 
     query: str
     variables: dict[str, Any] | None
     operation_name: str | None
     extensions: dict[str, Any] | None = None
+    document_id: str | None = None  # GraphQL over HTTP, appendix A: persisted documents
 
 
 OperationCheck = Callable[[OperationType], RequestError | None]
@@ -76,6 +80,8 @@ class RequestState:
     # step that waits (authentication, execution) waits no longer.
     deadline: float = math.inf
     context: Any = None  # authenticate: what resolvers see as info.context
+    # persisted document: its refusal, answered once admission has charged the request
+    unresolved: RequestError | None = None
     admitted: int = 0  # admission: the points it took (never refunded)
     prepared: PreparedDocument | None = None  # limits and cost
     cost_plan: CostPlan | None = None  # limits and cost

@@ -3,7 +3,7 @@
 from app.models.accounts import Address, RefreshToken, Role, User
 from app.models.base import Base
 from app.models.catalog import Category, Product, ProductImage, ProductVariant, Review
-from app.models.partners import Partner
+from app.models.partners import Partner, TrustedDocument
 
 __all__ = [
     "Address",
@@ -16,5 +16,6 @@ __all__ = [
     "RefreshToken",
     "Review",
     "Role",
+    "TrustedDocument",
     "User",
 ]
