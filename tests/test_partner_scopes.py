@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from app.engine.compat import core_schema, field_definition
 from app.main import create_app
 from app.platform.errors import DomainError
 from app.platform.passwords import password_hasher
+from app.platform.persisted_queries import sha256_hex
 from app.platform.scopes import DESCRIPTIONS, USERS_ONLY, Scope
 from app.schema import build_schema
 from app.schema.scopes import SCOPE_KEY
@@ -29,6 +31,7 @@ from tests.test_partners import (
     PartnerApp,
     basic,
     create_partner,
+    register_documents,
     shopgraph,
     sql_value,
     token,
@@ -66,23 +69,55 @@ IDS = """
 ALL_SCOPES = ("catalog:read", "inventory:read", "reviews:read")
 
 
+@dataclass(frozen=True)
+class Partner:
+    """A partner made by the CLI, and the settings of the database it lives in."""
+
+    made: PartnerApp
+    settings: Settings
+
+
 @pytest.fixture(scope="module")
-def partner(settings: Settings) -> PartnerApp:
+def partner(settings: Settings) -> Partner:
     """A partner holding catalog:read, inventory:read and reviews:read."""
     made, _ = create_partner(settings, *(f"--scope={scope}" for scope in ALL_SCOPES))
-    return made
+    return Partner(made, settings)
+
+
+class TrustedDocumentClient(GraphQLClient):
+    """A partner's client: a partner runs only its registered documents, so each document
+    is registered for it (the scope check is the same for any document) and sent by id."""
+
+    def __init__(self, http: httpx.AsyncClient, headers: dict[str, str], partner: Partner) -> None:
+        super().__init__(http, headers)
+        self.partner = partner
+        self.registered: set[str] = set()
+
+    async def post(
+        self, query: str, variables: dict[str, Any] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """Register `query` for the partner (once), then POST its documentId."""
+        if query not in self.registered:
+            await register_documents(self.partner.settings, self.partner.made.name, query)
+            self.registered.add(query)
+        payload: dict[str, Any] = {"documentId": f"sha256:{sha256_hex(query)}"}
+        if variables is not None:
+            payload["variables"] = variables
+        return await self.http.post("/graphql", json=payload, headers=self.headers, **kwargs)
 
 
 async def partner_client(
-    http: httpx.AsyncClient, partner: PartnerApp, scope: str | None = None
+    http: httpx.AsyncClient, partner: Partner, scope: str | None = None
 ) -> GraphQLClient:
     """A GraphQL client with a token from /oauth/token (narrowed to `scope` when given)."""
     form = {"grant_type": "client_credentials"}
     if scope is not None:
         form["scope"] = scope
-    granted = await token(http, form, basic(partner.client_id, partner.client_secret))
+    credentials = basic(partner.made.client_id, partner.made.client_secret)
+    granted = await token(http, form, credentials)
     assert granted.status_code == 200, granted.text
-    return GraphQLClient(http, {"Authorization": f"Bearer {granted.json()['access_token']}"})
+    headers = {"Authorization": f"Bearer {granted.json()['access_token']}"}
+    return TrustedDocumentClient(http, headers, partner)
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +278,7 @@ def test_every_review_field_needs_reviews_read() -> None:
 
 
 async def test_a_catalog_token_runs_a_catalog_query(
-    app_client: httpx.AsyncClient, partner: PartnerApp, anonymous: GraphQLClient
+    app_client: httpx.AsyncClient, partner: Partner, anonymous: GraphQLClient
 ) -> None:
     # given
     client = await partner_client(app_client, partner, "catalog:read")
@@ -258,7 +293,7 @@ async def test_a_catalog_token_runs_a_catalog_query(
 
 @pytest.mark.parametrize("accept", ["application/graphql-response+json", "application/json"])
 async def test_a_field_outside_the_scopes_is_forbidden_with_no_data(
-    app_client: httpx.AsyncClient, partner: PartnerApp, accept: str
+    app_client: httpx.AsyncClient, partner: Partner, accept: str
 ) -> None:
     # given a token narrowed to catalog:read
     client = await partner_client(app_client, partner, "catalog:read")
@@ -275,7 +310,7 @@ async def test_a_field_outside_the_scopes_is_forbidden_with_no_data(
 
 
 async def test_the_full_scope_reads_stock_and_reviews(
-    app_client: httpx.AsyncClient, partner: PartnerApp
+    app_client: httpx.AsyncClient, partner: Partner
 ) -> None:
     # given a token with every scope the partner holds
     client = await partner_client(app_client, partner)
@@ -291,7 +326,7 @@ async def test_the_full_scope_reads_stock_and_reviews(
 
 
 async def test_a_narrowed_token_is_refused_what_it_did_not_ask_for(
-    app_client: httpx.AsyncClient, partner: PartnerApp, ids: dict[str, str]
+    app_client: httpx.AsyncClient, partner: Partner, ids: dict[str, str]
 ) -> None:
     # given a token for catalog and stock, not reviews
     client = await partner_client(app_client, partner, "catalog:read inventory:read")
@@ -313,7 +348,7 @@ async def test_a_narrowed_token_is_refused_what_it_did_not_ask_for(
 
 
 async def test_fragments_do_not_hide_a_field(
-    app_client: httpx.AsyncClient, partner: PartnerApp, ids: dict[str, str]
+    app_client: httpx.AsyncClient, partner: Partner, ids: dict[str, str]
 ) -> None:
     # given
     client = await partner_client(app_client, partner, "catalog:read")
@@ -331,7 +366,7 @@ async def test_fragments_do_not_hide_a_field(
 
 
 async def test_skip_and_include_decide_with_the_request_variables(
-    app_client: httpx.AsyncClient, partner: PartnerApp
+    app_client: httpx.AsyncClient, partner: Partner
 ) -> None:
     # given
     client = await partner_client(app_client, partner, "catalog:read")
@@ -355,7 +390,7 @@ async def test_skip_and_include_decide_with_the_request_variables(
 
 
 async def test_fields_for_people_are_closed_to_partner_tokens(
-    app_client: httpx.AsyncClient, partner: PartnerApp
+    app_client: httpx.AsyncClient, partner: Partner
 ) -> None:
     # given a token with every scope
     client = await partner_client(app_client, partner)
@@ -376,7 +411,7 @@ async def test_fields_for_people_are_closed_to_partner_tokens(
 
 
 async def test_introspection_needs_no_scope(
-    app_client: httpx.AsyncClient, partner: PartnerApp
+    app_client: httpx.AsyncClient, partner: Partner
 ) -> None:
     # given
     client = await partner_client(app_client, partner, "catalog:read")
@@ -419,7 +454,7 @@ async def own_app(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, 
 
 
 async def test_the_check_is_computed_once_per_document_and_only_for_partners(
-    own_app: tuple[httpx.AsyncClient, Any], partner: PartnerApp
+    own_app: tuple[httpx.AsyncClient, Any], partner: Partner
 ) -> None:
     # given
     http, executor = own_app
