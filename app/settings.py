@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
-import json
-import math
 import os
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.settings_text import (
+    MAX_TIER_CAPACITY,
+    MAX_TIER_RESTORE_RATE,
+    as_list,
+    as_mapping,
+    network,
+    origin,
+    tier,
+)
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./shopgraph.db"
 DEVELOPMENT_SECRET_KEY = "dev-insecure-secret-key-change-me"
@@ -20,11 +28,7 @@ MIN_SECRET_KEY_LENGTH = 32
 ENV_PREFIX = "SHOPGRAPH_"
 # Variables of the test suite share the prefix but are no settings.
 NOT_SETTINGS_PREFIX = "SHOPGRAPH_TEST_"
-MAX_TIER_CAPACITY = 10_000_000
-MAX_TIER_RESTORE_RATE = 1_000_000
 HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*$")
-ORIGIN = re.compile(r"^https?://[^/?#\s]+$")
-TIER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class Environment(StrEnum):
@@ -167,19 +171,19 @@ class Settings(BaseSettings):
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _parse_proxies(cls, value: object) -> object:
-        return [_network(item) for item in _as_list(value)]
+        return [network(item) for item in as_list(value)]
 
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _parse_origins(cls, value: object) -> object:
-        return [_origin(item) for item in _as_list(value)]
+        return [origin(item) for item in as_list(value)]
 
     @field_validator("jwt_keys", mode="before")
     @classmethod
     def _parse_jwt_keys(cls, value: object) -> object:
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
-        keys = _as_mapping(value, entry="kid:secret", example="kid1:secret1,kid2:secret2")
+        keys = as_mapping(value, entry="kid:secret", example="kid1:secret1,kid2:secret2")
         for kid, secret in keys.items():
             if not kid or not isinstance(secret, str) or not secret:
                 # Never echo a secret: name the key id only.
@@ -189,7 +193,7 @@ class Settings(BaseSettings):
     @field_validator("partner_tiers", mode="before")
     @classmethod
     def _parse_partner_tiers(cls, value: object) -> object:
-        tiers = _as_mapping(
+        tiers = as_mapping(
             value,
             entry="tier:capacity/restore_per_second",
             example="standard:1000/50,premium:5000/250",
@@ -197,7 +201,7 @@ class Settings(BaseSettings):
         )
         if not tiers:
             raise ValueError("needs at least one tier, e.g. standard:1000/50")
-        return {name: _tier(name, spec) for name, spec in tiers.items()}
+        return {name: tier(name, spec) for name, spec in tiers.items()}
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -319,102 +323,3 @@ def _refuse_unknown_variables() -> None:
             close = difflib.get_close_matches(variable, known, n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
             raise SettingsError(f"{variable}: not a shopgraph setting{hint}")
-
-
-def _as_list(value: object) -> list[Any]:
-    """A list setting from a list, a JSON list or comma-separated text."""
-    if not isinstance(value, str):
-        if not isinstance(value, list | tuple):
-            raise ValueError("must be a list")
-        return list(value)
-    text = value.strip()
-    if text.startswith("["):
-        parsed = _json(text)
-        if not isinstance(parsed, list):
-            raise ValueError("must be a JSON list")
-        return parsed
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _as_mapping(value: object, *, entry: str, example: str, echo: bool = False) -> dict[str, Any]:
-    """A dict setting from a dict, a JSON object or `key:value,key2:value2` text."""
-    if isinstance(value, dict):
-        return {str(key): item for key, item in value.items()}
-    if not isinstance(value, str):
-        raise ValueError(f"must be text like {example} or a JSON object")
-    text = value.strip()
-    if text.startswith("{"):
-        parsed = _json(text)
-        if not isinstance(parsed, dict):
-            raise ValueError("must be a JSON object")
-        return parsed
-    mapping: dict[str, Any] = {}
-    for number, part in enumerate((part for part in text.split(",") if part.strip()), 1):
-        key, colon, item = part.partition(":")
-        if not colon or not key.strip():
-            # Secrets are never echoed: such entries are named by position.
-            shown = repr(part.strip()) if echo else f"entry {number}"
-            raise ValueError(f"{shown} is not {entry}; expected e.g. {example} or a JSON object")
-        mapping[key.strip()] = item.strip()
-    return mapping
-
-
-def _json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"is not valid JSON ({error.msg} at character {error.pos})") from None
-
-
-def _origin(item: object) -> str:
-    if not isinstance(item, str):
-        raise ValueError(f"{item!r} is not an origin")
-    origin = item.strip().removesuffix("/")
-    if origin != "*" and not ORIGIN.match(origin):
-        raise ValueError(
-            f"{item!r} is not an origin: scheme://host[:port], e.g. http://localhost:3000"
-        )
-    return origin
-
-
-def _network(item: object) -> str:
-    text = str(item).strip() if isinstance(item, str | int) else ""
-    try:
-        return str(ipaddress.ip_network(text, strict=False))
-    except ValueError:
-        raise ValueError(
-            f"{item!r} is not an IP address or CIDR, e.g. 10.0.0.1 or 10.0.0.0/8"
-        ) from None
-
-
-def _tier(name: str, spec: object) -> tuple[int, float]:
-    """capacity and restore rate of one tier, from `capacity/rate` text or a [capacity, rate] pair."""
-    if not TIER_NAME.match(name):
-        raise ValueError(f"tier name {name!r} may hold only letters, digits, '_', '-' and '.'")
-    usage = f"tier {name!r} needs capacity/restore_per_second, e.g. {name}:1000/50"
-    if isinstance(spec, str):
-        capacity_text, slash, rate_text = spec.partition("/")
-        if not slash:
-            raise ValueError(usage)
-        try:
-            capacity, rate = int(capacity_text.strip()), float(rate_text.strip())
-        except ValueError:
-            raise ValueError(usage) from None
-    elif (
-        isinstance(spec, list | tuple)
-        and len(spec) == 2
-        and all(isinstance(part, int | float) and not isinstance(part, bool) for part in spec)
-    ):
-        if spec[0] != int(spec[0]):
-            raise ValueError(f"tier {name!r}: capacity must be a whole number")
-        capacity, rate = int(spec[0]), float(spec[1])
-    else:
-        raise ValueError(usage)
-    if not 1 <= capacity <= MAX_TIER_CAPACITY:
-        raise ValueError(f"tier {name!r}: capacity must be from 1 to {MAX_TIER_CAPACITY}")
-    # A restore rate of 0 would never refill the bucket (and divides by zero in Retry-After).
-    if not (math.isfinite(rate) and 0 < rate <= MAX_TIER_RESTORE_RATE):
-        raise ValueError(
-            f"tier {name!r}: restore rate must be above 0 and at most {MAX_TIER_RESTORE_RATE}"
-        )
-    return capacity, rate
