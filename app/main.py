@@ -122,6 +122,7 @@ def create_app(settings: Settings) -> Starlette:
             budget_for=budget_for,
             charge=admission_charge,
             per_kb=settings.parse_charge_per_kb,
+            hold_refusal_seconds=settings.throttled_hold_seconds,
         ),
         AnswerUnresolved(),
         RefuseNul(),

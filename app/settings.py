@@ -130,6 +130,8 @@ class Settings(BaseSettings):
     # (uncached) document for its parse and validation.
     admission_charge: Annotated[int, Field(ge=0, le=1_000_000)] = 1
     parse_charge_per_kb: Annotated[int, Field(ge=0, le=1_000_000)] = 1
+    # A 429 at admission (the bucket was already empty) is answered this late at most.
+    throttled_hold_seconds: Annotated[float, Field(ge=0, le=10)] = 1.0
     rate_limit_key_prefix: Annotated[str, Field(min_length=1, max_length=100)] = "shopgraph:rl:v1:"
     rate_limit_enabled: bool = Field(
         default=True,

@@ -94,6 +94,8 @@ class Backend:
             "rate_limit_restore_rate": 1_000_000.0,
             "rate_limit_key_prefix": f"shopgraph-test:{RUN_ID}:",
             "register_max_per_ip": 100_000,  # tests register many accounts from one IP
+            # Refusals answered at once: tests count what a burst gets, not how fast.
+            "throttled_hold_seconds": 0.0,
         }
         values.update(overrides)
         return Settings(**values)

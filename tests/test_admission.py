@@ -9,6 +9,7 @@ U+0000, in variables or in the document's literals, are BAD_USER_INPUT naming wh
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -159,6 +160,31 @@ async def test_an_empty_bucket_refuses_even_typename_before_the_parse(
         assert "admitting the request costs 2 points" in error["message"]
         assert int(response.headers["retry-after"]) >= 1
         assert documents.prepared == 1, "only `{ __typename }` was ever parsed"
+
+
+async def test_a_caller_whose_bucket_is_empty_gets_its_429_late(
+    backend: Backend, key_prefix: str
+) -> None:
+    # given a bucket of 3 points that refills slowly (a new document takes 2, then 1)
+    app = _app(
+        backend,
+        key_prefix,
+        rate_limit_capacity=3,
+        rate_limit_restore_rate=0.1,
+        throttled_hold_seconds=0.5,  # refusals held half a second
+    )
+    async for client in _client(app):
+        for _ in range(2):
+            assert (await client.post("{ __typename }")).status_code == 200
+
+        # when it asks again at once
+        started = time.monotonic()
+        refused = await client.post("{ __typename }")
+        held = time.monotonic() - started
+
+        # then the refusal comes, but not before the hold
+        assert refused.status_code == 429, refused.text
+        assert held >= 0.5
 
 
 async def test_without_rate_limits_only_the_size_is_checked(backend: Backend) -> None:
