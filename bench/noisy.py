@@ -11,6 +11,7 @@ run on the same server with the same wrk settings and token, alternating alone /
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import statistics
@@ -81,6 +82,23 @@ def create_partner(servers: Servers) -> tuple[str, str]:
     return values["client_id"], values["client_secret"]
 
 
+def trusted_body(servers: Servers, workload: Workload) -> dict[str, Any]:
+    """Register the workload's document for the partner (a partner runs only its trusted
+    documents) and return the body that names it by id."""
+    digest = hashlib.sha256(workload.query.encode("utf-8")).hexdigest()
+    manifest = WORK / "bodies" / f"{workload.key}-manifest.json"
+    manifest.write_text(json.dumps({digest: workload.query}), encoding="utf-8")
+    procs.run_checked(
+        [str(BIN / "shopgraph"), "documents", "add", str(manifest), "--client", PARTNER],
+        env=servers.shopgraph_env(ip_budget_lifted=False),
+        timeout=60,
+    )
+    body: dict[str, Any] = {"documentId": f"sha256:{digest}"}
+    if workload.variables:
+        body["variables"] = workload.variables
+    return body
+
+
 def fetch_token(server: procs.Server, client_id: str, client_secret: str) -> str:
     """An access token for the partner from the server's /oauth/token."""
     form = urllib.parse.urlencode(
@@ -91,11 +109,11 @@ def fetch_token(server: procs.Server, client_id: str, client_secret: str) -> str
         return str(json.loads(response.read())["access_token"])
 
 
-def checked(server: procs.Server, workload: Workload, authorization: str) -> int:
+def checked(
+    server: procs.Server, workload: Workload, body: dict[str, Any], authorization: str
+) -> int:
     """POST the workload as the partner; its response size, or RuntimeError unless 200 with data."""
-    status, raw = procs.post_json(
-        server.url, workload.body(), headers={"Authorization": authorization}
-    )
+    status, raw = procs.post_json(server.url, body, headers={"Authorization": authorization})
     payload = json.loads(raw) if status == 200 else {}
     if status != 200 or payload.get("errors") or payload.get("data") is None:
         raise RuntimeError(f"{workload.key} answered HTTP {status}: {raw[:300]!r}")
@@ -177,8 +195,9 @@ def noisy_workload(
     """W1n: pairs of W1 latency runs, alone then flooded, on one fresh server; medians."""
     body_file = WORK / "bodies" / f"{workload.key}.json"
     body_file.parent.mkdir(parents=True, exist_ok=True)
-    body_file.write_text(json.dumps(workload.body()), encoding="utf-8")
     client_id, client_secret = create_partner(servers)
+    body = trusted_body(servers, workload)
+    body_file.write_text(json.dumps(body), encoding="utf-8")
     pin = pinning() if opts.pin else None
     start = lambda: servers.shopgraph(ip_budget_lifted=False)  # noqa: E731
     with serving(servers, start) as server:
@@ -186,7 +205,7 @@ def noisy_workload(
             for pid in server.pids:
                 os.sched_setaffinity(pid, {int(pin.server)})
         authorization = f"Bearer {fetch_token(server, client_id, client_secret)}"
-        result.response_bytes = checked(server, workload, authorization)
+        result.response_bytes = checked(server, workload, body, authorization)
         if opts.warmup_s > 0:
             loadgen.run_wrk(
                 wrk, server.url, body_file, connections=opts.latency_connections,
@@ -208,7 +227,7 @@ def noisy_workload(
                 result.requests_measured += phase.wrk.requests
             say_pair(run, alone[-1], flooded[-1])
         result.peak_rss_mb = round(server.peak_rss_kb() / 1024, 1)
-        checked(server, workload, authorization)  # still answering correctly after the flood
+        checked(server, workload, body, authorization)  # still answering correctly after the flood
     result.noisy = summarize(alone, flooded, opts, pin)
     result.p50_ms = result.noisy["flooded"]["p50_ms"]
     result.p99_ms = result.noisy["flooded"]["p99_ms"]
