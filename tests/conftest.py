@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,6 +196,24 @@ class GraphQLClient:
         body = response.json()
         assert body.get("errors"), body
         return body["errors"]  # type: ignore[no-any-return]
+
+
+@asynccontextmanager
+async def serving_app(
+    settings: Settings, **client_options: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on a fresh app with these settings, started and stopped (`.app`)."""
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://shopgraph.test",
+            **client_options,
+        ) as http,
+    ):
+        http.app = app  # type: ignore[attr-defined]
+        yield http
 
 
 @pytest.fixture(scope="session")

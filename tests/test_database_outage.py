@@ -20,12 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from app.main import create_app
-from tests.conftest import Backend, GraphQLClient, signed_in_client
+from tests.conftest import Backend, GraphQLClient, serving_app, signed_in_client
 from tests.live_server import free_port
 
 PROXY = Path(__file__).with_name("tcp_proxy.py")
@@ -128,15 +126,7 @@ async def callers(backend: Backend) -> AsyncIterator[Callers]:
             db_statement_timeout_seconds=1.0,
             db_pool_timeout_seconds=1.0,
         )
-        app = create_app(settings)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app),
-                base_url="http://shopgraph.test",
-                timeout=30,
-            ) as http,
-        ):
+        async with serving_app(settings, timeout=30) as http:
             customer = await signed_in_client(
                 http, backend.settings(), role="CUSTOMER", email="customer@outage.test"
             )

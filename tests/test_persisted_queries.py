@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from app.main import create_app
 from app.platform.persisted_queries import MemoryPersistedQueryStore, apq_key, sha256_hex
 from app.settings import Settings
-from tests.conftest import REDIS_URL, Backend, GraphQLClient
+from tests.conftest import REDIS_URL, Backend, GraphQLClient, serving_app
 from tests.live_server import free_port, live_server
 
 NODE_DIR = Path(__file__).parent / "node"
@@ -43,19 +43,9 @@ def persisted(query: str, sha256: str | None = None) -> dict[str, Any]:
     return {"persistedQuery": {"version": 1, "sha256Hash": sha256 or sha256_hex(query)}}
 
 
-@asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+def serving(settings: Settings) -> AbstractAsyncContextManager[httpx.AsyncClient]:
     """An HTTP client on a fresh app (its own APQ memory store) with these settings."""
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://shopgraph.test",
-            headers={"Accept": ACCEPT},
-        ) as http,
-    ):
-        yield http
+    return serving_app(settings, headers={"Accept": ACCEPT})
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,9 @@ import httpx
 import pytest
 
 from app.cli import main
-from app.main import create_app
 from app.platform.persisted_queries import sha256_hex
 from app.settings import Settings
-from tests.conftest import Backend, GraphQLClient, in_thread, signed_in_client
+from tests.conftest import Backend, GraphQLClient, in_thread, serving_app, signed_in_client
 from tests.test_partners import PartnerApp, Run, basic, create_partner, token
 
 ACCEPT = GraphQLClient.ACCEPT
@@ -108,20 +107,9 @@ def only_error(response: httpx.Response) -> dict[str, Any]:
     return body["errors"][0]  # type: ignore[no-any-return]
 
 
-@asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+def serve(settings: Settings) -> AbstractAsyncContextManager[httpx.AsyncClient]:
     """An anonymous HTTP client on a fresh app with these settings (`.app` is the app)."""
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://shopgraph.test",
-            headers={"Accept": ACCEPT},
-        ) as http,
-    ):
-        http.app = app  # type: ignore[attr-defined]
-        yield http
+    return serving_app(settings, headers={"Accept": ACCEPT})
 
 
 @pytest.fixture(scope="module")
