@@ -24,6 +24,7 @@ from app.http.middleware import InternalErrorMiddleware, ResponseHeadersMiddlewa
 from app.http.oauth import TokenEndpoint
 from app.http.pipeline import Pipeline, Step
 from app.http.steps import Authenticate, Execute, LimitsAndCost, RateLimit, Refund
+from app.platform.caching import build_caching
 from app.platform.passwords import password_hasher
 from app.platform.ratelimit import Budget, Budgets, build_rate_limiter, redis_client_from_settings
 from app.platform.tokens import TokenService
@@ -59,6 +60,8 @@ def create_app(settings: Settings) -> Starlette:
         ),
     )
     redis = redis_client_from_settings(settings)
+    caching = build_caching(settings, redis)
+    db.after_commit = caching.after_commit
 
     authenticator = Authenticator(db, TokenService(settings))
     rate_limiter = build_rate_limiter(settings, redis)
@@ -163,6 +166,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.executor = executor
     app.state.schema = schema
     app.state.settings = settings
+    app.state.caching = caching
     return app
 
 

@@ -7,6 +7,7 @@ SHOPGRAPH_TEST_REQUIRE_SERVICES=1 turns a missing or unreachable service into a 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -48,6 +49,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             "SHOPGRAPH_TEST_REQUIRE_SERVICES=1 needs SHOPGRAPH_TEST_DATABASE_URL and SHOPGRAPH_TEST_REDIS_URL"
         )
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def in_thread(fn: Any, *args: Any) -> Any:
@@ -93,6 +98,8 @@ class Backend:
             "rate_limit_capacity": 10_000_000,
             "rate_limit_restore_rate": 1_000_000.0,
             "rate_limit_key_prefix": f"shopgraph-test:{RUN_ID}:",
+            # Each test database has its own cache keys in the shared Redis.
+            "cache_key_prefix": f"shopgraph-test:{RUN_ID}:{_short_hash(self.database_url)}:",
         }
         values.update(overrides)
         return Settings(**values)

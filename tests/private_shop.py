@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
+from starlette.applications import Starlette
 
 from app.db import Database
 from app.db.checks import run_migrations
@@ -36,6 +37,7 @@ class Shop:
     customer: GraphQLClient
     other_customer: GraphQLClient
     staff: GraphQLClient
+    app: Starlette
 
     async def rows(self, query: str, **params: Any) -> list[Any]:
         """Every row of a plain SQL query."""
@@ -90,6 +92,7 @@ async def private_shop(backend: Backend, tmp_dir: Path, label: str) -> AsyncIter
                 staff=await signed_in_client(
                     http, settings, role="STAFF", email=f"staff@{label}.example"
                 ),
+                app=app,
             )
     finally:
         await db.dispose()

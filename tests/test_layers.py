@@ -80,7 +80,7 @@ ALLOWED: dict[str, set[str]] = {
     "engine": set(),
     "platform": {"app.engine", "app.settings"},
     # the installed-version check lives with the engine's compat module; migrations read models
-    "db": {"app.settings", "app.engine.compat", "app.models"},
+    "db": {"app.settings", "app.engine.compat", "app.models", "app.platform"},
     # the OAuth endpoint speaks the partner service's types; the GraphQL transport does not
     "http": {"app.engine", "app.platform", "app.settings", "app.services.partners"},
 }

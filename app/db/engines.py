@@ -8,6 +8,7 @@ batches go through `fast_reads`, which runs on the read engine's pooled connecti
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 
 from app.db.fast_reads import FastReader
 from app.db.statements import note_statement, on_statement
+from app.db.work import AfterCommit, UnitOfWork, note_write, unit_of_work
 from app.engine.compat import check_installed
 from app.settings import Settings
 
@@ -49,6 +51,8 @@ def _make_engine(settings: Settings, *, autocommit: bool) -> AsyncEngine:
         options["pool_timeout"] = 30
     engine = create_async_engine(settings.database_url, **options)
     event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
+    if not autocommit:
+        event.listen(engine.sync_engine, "before_cursor_execute", note_write)
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
@@ -63,6 +67,8 @@ class Database:
     sessions: async_sessionmaker[AsyncSession]
     # Loader reads on raw asyncpg (PostgreSQL only; SQLite reads through read()).
     fast_reads: FastReader | None = None
+    # What committed changes go to (cache invalidation, change bus): set by app/main.py.
+    after_commit: AfterCommit | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -77,6 +83,10 @@ class Database:
             None if settings.is_sqlite else FastReader(read_engine, on_statement=note_statement)
         )
         return cls(engine=engine, read_engine=read_engine, sessions=sessions, fast_reads=fast_reads)
+
+    def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A service's transaction; the changes it records go out after it commits (db/work.py)."""
+        return unit_of_work(self.engine, self.after_commit)
 
     def read(self) -> _ReadConnection:
         """A short AUTOCOMMIT connection for one batch of plain reads."""
