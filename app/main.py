@@ -23,6 +23,7 @@ from app.http.health import Check, Readiness, health
 from app.http.middleware import InternalErrorMiddleware, ResponseHeadersMiddleware
 from app.http.oauth import TokenEndpoint
 from app.http.pipeline import Pipeline, Step
+from app.http.response_cache import ResponseCache
 from app.http.steps import Authenticate, Execute, LimitsAndCost, RateLimit, Refund
 from app.platform.caching import build_caching
 from app.platform.passwords import password_hasher
@@ -76,6 +77,7 @@ def create_app(settings: Settings) -> Starlette:
             rate_limiter=rate_limiter,
             viewer=viewer,
             client_ip=connection.client.host if connection.client else "-",
+            caching=caching,
         )
 
     def budget_for(context: Context) -> Budget:
@@ -107,6 +109,16 @@ def create_app(settings: Settings) -> Starlette:
     ]
     if limiting:
         steps += [RateLimit(rate_limiter, budget_for), Refund(rate_limiter)]
+    steps.append(
+        ResponseCache(
+            executor,
+            caching.cache,
+            view_of=public_view,
+            read_tags_of=lambda context: context.loaders.read_tags,
+            stats_of=lambda context: context.cache_stats,
+            debug=settings.debug_enabled,
+        )
+    )
     steps.append(
         Execute(
             executor,
@@ -168,6 +180,16 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.caching = caching
     return app
+
+
+def public_view(context: Context) -> str | None:
+    """Which shared responses a caller may be served: staff (unpublished products) none."""
+    viewer = context.viewer
+    if viewer.is_staff:
+        return None
+    if viewer.partner_id is not None:  # a partner's scopes decide what it may select
+        return "scopes:" + ",".join(sorted(viewer.scopes))
+    return "public"
 
 
 def _cors(settings: Settings) -> list[Middleware]:

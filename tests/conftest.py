@@ -98,6 +98,9 @@ class Backend:
             "rate_limit_capacity": 10_000_000,
             "rate_limit_restore_rate": 1_000_000.0,
             "rate_limit_key_prefix": f"shopgraph-test:{RUN_ID}:",
+            # Tests count SQL statements and write rows directly: they read the database.
+            # The caches are tested with caching on (tests/test_*cache*.py).
+            "cache_enabled": False,
             # Each test database has its own cache keys in the shared Redis.
             "cache_key_prefix": f"shopgraph-test:{RUN_ID}:{_short_hash(self.database_url)}:",
         }

@@ -59,11 +59,15 @@ class Shop:
 
 
 @asynccontextmanager
-async def private_shop(backend: Backend, tmp_dir: Path, label: str) -> AsyncIterator[Shop]:
+async def private_shop(
+    backend: Backend, tmp_dir: Path, label: str, **overrides: Any
+) -> AsyncIterator[Shop]:
     """A migrated, seeded database of the same kind as `backend`, served in-process."""
     made = await make_backend(backend.name, tmp_dir, label)
     # These tests send many mutations quickly; rate limits have tests of their own.
-    settings = made.settings(rate_limit_capacity=10_000_000, rate_limit_restore_rate=1_000_000)
+    settings = made.settings(
+        rate_limit_capacity=10_000_000, rate_limit_restore_rate=1_000_000, **overrides
+    )
     in_thread(run_migrations, settings)
     db = Database.from_settings(settings)
     async with db.engine.begin() as connection:

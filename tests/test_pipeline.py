@@ -112,6 +112,7 @@ async def test_the_served_pipeline_runs_the_named_steps_in_order(
         "LimitsAndCost",
         "RateLimit",
         "Refund",
+        "ResponseCache",
         "Execute",
     ]
 

@@ -4,6 +4,7 @@ It imports graphql-core and Strawberry only, never the rest of `app`. The rest o
 app uses what this module exports.
 """
 
+from app.engine.cache_hints import CacheControl, CacheControlScope, CachePolicy
 from app.engine.cost import CostModel, CostPlan
 from app.engine.documents import OperationNotFound, PreparedDocument
 from app.engine.errors import ClientError, ErrorCode, client_error, too_complex
@@ -14,6 +15,9 @@ from app.engine.relations import BATCH_RESOLVER, BatchResolver
 __all__ = [
     "BATCH_RESOLVER",
     "BatchResolver",
+    "CacheControl",
+    "CacheControlScope",
+    "CachePolicy",
     "ClientError",
     "CostModel",
     "CostPlan",

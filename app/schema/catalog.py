@@ -19,6 +19,7 @@ from app.loaders.products import (
     sort_value,
 )
 from app.platform.pagination import CursorSort, SortValue
+from app.schema.cache_hints import CATALOG, CATEGORIES, PART_OF_PARENT, PRIVATE
 from app.schema.common import Money, MoneyRange
 from app.schema.listing import FilterArgument, ProductFilter, ProductSort, SortArgument
 from app.schema.permissions import IsStaff
@@ -26,7 +27,7 @@ from app.schema.relations import each, optional, relation
 from app.schema.relay import After, Before, First, Last, Node, PageInfo, Paging
 
 
-@strawberry.type(description="A category of the catalog tree.")
+@strawberry.type(description="A category of the catalog tree.", directives=[CATEGORIES])
 class Category(Node):
     """A node of the category tree."""
 
@@ -76,7 +77,9 @@ class Category(Node):
         )
 
 
-@strawberry.type(description="Average rating and number of reviews of a product.")
+@strawberry.type(
+    description="Average rating and number of reviews of a product.", directives=[PART_OF_PARENT]
+)
 class RatingSummary:
     """A product's ratings in brief."""
 
@@ -86,7 +89,7 @@ class RatingSummary:
     count: int = strawberry.field(description="Number of reviews.")
 
 
-@strawberry.type(description="A picture of a product.")
+@strawberry.type(description="A picture of a product.", directives=[PART_OF_PARENT])
 class ProductImage:
     """An image."""
 
@@ -101,7 +104,8 @@ class ProductImage:
 
 
 @strawberry.type(
-    description="A buyable version of a product (size, colour...) with its own price and stock."
+    description="A buyable version of a product (size, colour...) with its own price and stock.",
+    directives=[CATALOG],
 )
 class ProductVariant(Node):
     """A variant."""
@@ -129,7 +133,11 @@ class ProductVariant(Node):
             attributes=row.attributes,
         )
 
-    @strawberry.field(description="Units in stock. Staff only.", permission_classes=[IsStaff])
+    @strawberry.field(
+        description="Units in stock. Staff only.",
+        permission_classes=[IsStaff],
+        directives=[PRIVATE],
+    )
     def stock_quantity(self) -> int | None:
         return self.stock
 
@@ -141,7 +149,10 @@ class ProductVariant(Node):
     )
 
 
-@strawberry.type(description="What a reviewer shows of themself: a display name only.")
+@strawberry.type(
+    description="What a reviewer shows of themself: a display name only.",
+    directives=[PART_OF_PARENT],
+)
 class PublicProfile:
     """A public profile."""
 
@@ -156,7 +167,7 @@ class PublicProfile:
         return cls(display_name=f"{parts[0]} {parts[-1][0]}.")
 
 
-@strawberry.type(description="A customer's rating and opinion of a product.")
+@strawberry.type(description="A customer's rating and opinion of a product.", directives=[CATALOG])
 class Review(Node):
     """A review."""
 
@@ -195,7 +206,7 @@ class Review(Node):
     )
 
 
-@strawberry.type(description="A review in a connection.")
+@strawberry.type(description="A review in a connection.", directives=[PART_OF_PARENT])
 class ReviewEdge:
     """An edge to a review."""
 
@@ -207,7 +218,7 @@ class ReviewEdge:
         return cursor_for(REVIEW_SORT, self.sort_value, self.node.pk)
 
 
-@strawberry.type(description="A page of reviews, newest first.")
+@strawberry.type(description="A page of reviews, newest first.", directives=[PART_OF_PARENT])
 class ReviewConnection:
     """Reviews, paged."""
 
@@ -231,7 +242,7 @@ class ReviewConnection:
         )
 
 
-@strawberry.type(description="Something the shop sells.")
+@strawberry.type(description="Something the shop sells.", directives=[CATALOG])
 class Product(Node):
     """A product."""
 
@@ -306,7 +317,7 @@ class Product(Node):
         return ReviewConnection.from_page(result, total_count=self.rating_summary.count)
 
 
-@strawberry.type(description="A product in a connection.")
+@strawberry.type(description="A product in a connection.", directives=[PART_OF_PARENT])
 class ProductEdge:
     """An edge to a product."""
 
@@ -319,7 +330,7 @@ class ProductEdge:
         return cursor_for(self.sort, self.sort_value, self.node.pk)
 
 
-@strawberry.type(description="A page of products.")
+@strawberry.type(description="A page of products.", directives=[PART_OF_PARENT])
 class ProductConnection:
     """Products, paged."""
 
