@@ -146,8 +146,9 @@ def create_app(settings: Settings) -> Starlette:
 
     readiness_checks: dict[str, Check] = {"database": db.ping}
     if redis is not None:
-        readiness_checks["redis"] = redis.ping
-    readiness = Readiness(readiness_checks)
+        readiness_checks["redis"] = caching.redis_check or redis.ping
+    # Without Redis the server answers from the database: degraded, still in rotation.
+    readiness = Readiness(readiness_checks, optional=frozenset({"redis"}))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -258,6 +258,10 @@ class RedisTaggedCache:
                 args=[self._stamp_prefix, self._index_prefix, TAG_STAMP_SECONDS, *tags],
             )
 
+    async def ping(self) -> None:
+        """Raise when Redis does not answer."""
+        await self._redis.ping()
+
     async def new_generation(self) -> None:
         """Orphan every entry (after invalidations that could not be delivered)."""
         await self._redis.incr(self._generation_key)
@@ -306,6 +310,12 @@ class FailoverTaggedCache:
                 retry_in_seconds=self._pause,
             )
         self._down_until = time.monotonic() + self._pause
+
+    async def check(self) -> None:
+        """For readiness: raise while the cache is bypassed or Redis does not answer."""
+        if not await self._usable():
+            raise ConnectionError("cache bypassed since a Redis failure")
+        await self._primary.ping()
 
     async def read(self, keys: Sequence[str]) -> Snapshot | None:
         """The values, or None while the store is unavailable."""

@@ -7,7 +7,7 @@ delivers), then announces the changes on the bus.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -43,9 +43,9 @@ class Caching:
             logger.exception("after-commit work failed", count=len(changes))
 
     @property
-    def degraded(self) -> bool:
-        """Whether the shared cache is being bypassed (its store is unreachable)."""
-        return isinstance(self.cache, FailoverTaggedCache) and self.cache.degraded
+    def redis_check(self) -> Callable[[], Awaitable[None]] | None:
+        """Readiness of the shared cache (it also heals it after lost invalidations)."""
+        return self.cache.check if isinstance(self.cache, FailoverTaggedCache) else None
 
 
 def build_caching(settings: Settings, redis: Redis | None) -> Caching:
