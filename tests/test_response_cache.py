@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,20 @@ async def test_get_responses_carry_cache_control_and_an_etag_that_gives_304(shop
     assert private.headers["cache-control"] == "no-store"
     posted = await shop.http.post("/graphql", json=params, headers=headers)
     assert "cache-control" not in posted.headers
+
+
+async def test_hits_and_misses_are_logged_in_one_debug_line_per_request(
+    shop: Shop, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given DEBUG logging of the cache
+    caplog.set_level(logging.DEBUG, logger="shopgraph.cache")
+
+    # when the listing is asked twice
+    await _run(shop.anonymous, LISTING)
+    await _run(shop.anonymous, LISTING)
+
+    # then each request logged one line with its counts per layer
+    lines = [record.msg for record in caplog.records if record.name == "shopgraph.cache"]
+    events = [line for line in lines if isinstance(line, dict) and line.get("event") == "cache"]
+    assert [event["response"] for event in events] == ["miss", "hit"], lines
+    assert events[0]["entity_misses"] > 0 and events[1]["entity_hits"] == 0

@@ -23,10 +23,12 @@ answers 304 with no body, whether the data came from the cache or was just compu
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import orjson
+import structlog
 from graphql import OperationType
 
 from app.engine import CachePolicy, GraphQLExecutor
@@ -34,6 +36,9 @@ from app.http.pipeline import Next, RequestState
 from app.platform.cache import Entry, TaggedCache
 
 NO_STORE = "no-store"
+# One DEBUG line per request with its hits and misses per layer (never one per key).
+logger = structlog.get_logger("shopgraph.cache")
+_debug_enabled = logging.getLogger("shopgraph.cache").isEnabledFor
 
 
 def _key(state: RequestState, view: str) -> str:
@@ -95,6 +100,18 @@ class ResponseCache:
 
     async def __call__(self, state: RequestState, call_next: Next) -> None:
         """Answer from the cache, or run the operation and store its response."""
+        await self._serve(state, call_next)
+        stats = state.cache_stats
+        if stats is not None and _debug_enabled(logging.DEBUG):  # checked first: the hit path
+            logger.debug(
+                "cache",
+                request_id=state.request_id,
+                entity_hits=stats.entity_hits,
+                entity_misses=stats.entity_misses,
+                response=stats.response,
+            )
+
+    async def _serve(self, state: RequestState, call_next: Next) -> None:
         prepared = state.prepared
         assert prepared is not None, "limits and cost runs first"
         context = state.context
