@@ -6,6 +6,7 @@ database; tests that create and change catalog rows get a database of their own.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -65,8 +66,12 @@ async def private_shop(
     """A migrated, seeded database of the same kind as `backend`, served in-process."""
     made = await make_backend(backend.name, tmp_dir, label)
     # These tests send many mutations quickly; rate limits have tests of their own.
+    # A recreated database must not meet the cache entries of the one it replaced.
+    prefix = f"{made.settings().cache_key_prefix}{uuid.uuid4().hex[:8]}:"
     settings = made.settings(
-        rate_limit_capacity=10_000_000, rate_limit_restore_rate=1_000_000, **overrides
+        rate_limit_capacity=10_000_000,
+        rate_limit_restore_rate=1_000_000,
+        **{"cache_key_prefix": prefix, **overrides},
     )
     in_thread(run_migrations, settings)
     db = Database.from_settings(settings)

@@ -165,6 +165,9 @@ class ResponseCache:
             state.response_headers = {"Cache-Control": NO_STORE}
             return
         headers = {"Cache-Control": _cache_control(policy)}
+        if headers["Cache-Control"] == NO_STORE:
+            state.response_headers = headers  # nothing keeps it: no validator either
+            return
         if etag is None and state.data is not None:
             state.encoded_data = orjson.dumps(state.data)
             etag = _etag(state.encoded_data)
