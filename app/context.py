@@ -7,6 +7,9 @@ from functools import cached_property
 
 from app.db import Database
 from app.loaders import Loaders
+from app.loaders.cached import EntityCache
+from app.platform.cache import CacheStats
+from app.platform.caching import Caching
 from app.platform.ratelimit import RateLimiter
 from app.services.auth import ANONYMOUS, Viewer
 from app.settings import Settings
@@ -24,8 +27,14 @@ class Context:
     rate_limiter: RateLimiter
     viewer: Viewer = field(default=ANONYMOUS)
     client_ip: str = "-"
+    caching: Caching | None = None
+    cache_stats: CacheStats = field(default_factory=CacheStats)
 
     @cached_property
     def loaders(self) -> Loaders:
-        """This request's loaders (made on first use)."""
-        return Loaders(self.db, include_unpublished=self.viewer.is_staff)
+        """This request's loaders (made on first use), reading through the entity cache."""
+        caching = self.caching
+        entity_cache = None
+        if caching is not None and caching.cache is not None:
+            entity_cache = EntityCache(caching.cache, caching.entity_ttl_seconds, self.cache_stats)
+        return Loaders(self.db, include_unpublished=self.viewer.is_staff, entity_cache=entity_cache)

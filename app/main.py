@@ -27,6 +27,7 @@ from app.http.middleware import InternalErrorMiddleware, ResponseHeadersMiddlewa
 from app.http.oauth import TokenEndpoint
 from app.http.persisted import AnswerUnresolved, Policy, ResolveDocument
 from app.http.pipeline import Pipeline, Step
+from app.http.response_cache import ResponseCache
 from app.http.steps import (
     Authenticate,
     Execute,
@@ -35,6 +36,7 @@ from app.http.steps import (
     RateLimit,
     Refund,
 )
+from app.platform.caching import build_caching
 from app.platform.passwords import password_hasher
 from app.platform.persisted_queries import build_persisted_query_store
 from app.platform.ratelimit import Budget, Budgets, build_rate_limiter, redis_client_from_settings
@@ -78,6 +80,8 @@ def create_app(settings: Settings) -> Starlette:
     schema = build_schema()
     executor = build_executor(settings, schema)
     redis = redis_client_from_settings(settings)
+    caching = build_caching(settings, redis)
+    db.after_commit = caching.after_commit
 
     authenticator = Authenticator(db, TokenService(settings))
     rate_limiter = build_rate_limiter(settings, redis)
@@ -92,6 +96,7 @@ def create_app(settings: Settings) -> Starlette:
             rate_limiter=rate_limiter,
             viewer=viewer,
             client_ip=connection.client.host if connection.client else "-",
+            caching=caching,
         )
 
     def budget_for(context: Context) -> Budget:
@@ -133,6 +138,16 @@ def create_app(settings: Settings) -> Starlette:
     if limiting:
         steps += [RateLimit(rate_limiter, budget_for), Refund(rate_limiter)]
     steps.append(
+        ResponseCache(
+            executor,
+            caching.cache,
+            view_of=public_view,
+            read_tags_of=lambda context: context.loaders.read_tags,
+            stats_of=lambda context: context.cache_stats,
+            debug=settings.debug_enabled,
+        )
+    )
+    steps.append(
         Execute(
             executor,
             timeout_seconds=settings.operation_timeout_seconds,
@@ -165,8 +180,9 @@ def create_app(settings: Settings) -> Starlette:
 
     readiness_checks: dict[str, Check] = {"database": db.ping}
     if redis is not None:
-        readiness_checks["redis"] = redis.ping
-    readiness = Readiness(readiness_checks)
+        readiness_checks["redis"] = caching.redis_check or redis.ping
+    # Without Redis the server answers from the database: degraded, still in rotation.
+    readiness = Readiness(readiness_checks, optional=frozenset({"redis"}))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -199,6 +215,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.executor = executor
     app.state.schema = schema
     app.state.settings = settings
+    app.state.caching = caching
     return app
 
 
@@ -224,6 +241,16 @@ def _resolve_document(
         policy_for=policy_for,
         max_query_bytes=settings.max_query_bytes,
     )
+
+
+def public_view(context: Context) -> str | None:
+    """Which shared responses a caller may be served: staff (unpublished products) none."""
+    viewer = context.viewer
+    if viewer.is_staff:
+        return None
+    if viewer.partner_id is not None:  # a partner's scopes decide what it may select
+        return "scopes:" + ",".join(sorted(viewer.scopes))
+    return "public"
 
 
 def _cors(settings: Settings) -> list[Middleware]:

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # Query text the document cache keeps in all; longer documents than the second are never kept.
     document_cache_bytes: Annotated[int, Field(ge=0, le=10_000_000_000)] = 20_000_000
     max_cached_document_bytes: Annotated[int, Field(ge=0, le=10_000_000)] = 10_000
+    # Entity and response caches (README: Caching); Redis when redis_url is set, else memory.
+    cache_enabled: bool = True
+    cache_key_prefix: Annotated[str, Field(min_length=1, max_length=100)] = "shopgraph:cache:v1:"
+    entity_cache_ttl_seconds: Annotated[int, Field(ge=1, le=86_400)] = 300
 
     # Authentication
     access_token_ttl_seconds: Annotated[int, Field(ge=30, le=86_400)] = 900

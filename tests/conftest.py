@@ -7,6 +7,7 @@ SHOPGRAPH_TEST_REQUIRE_SERVICES=1 turns a missing or unreachable service into a 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -49,6 +50,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             "SHOPGRAPH_TEST_REQUIRE_SERVICES=1 needs SHOPGRAPH_TEST_DATABASE_URL and SHOPGRAPH_TEST_REDIS_URL"
         )
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def in_thread(fn: Any, *args: Any) -> Any:
@@ -97,6 +102,11 @@ class Backend:
             "register_max_per_ip": 100_000,  # tests register many accounts from one IP
             # Refusals answered at once: tests count what a burst gets, not how fast.
             "throttled_hold_seconds": 0.0,
+            # Tests count SQL statements and write rows directly: they read the database.
+            # The caches are tested with caching on (tests/test_*cache*.py).
+            "cache_enabled": False,
+            # Each test database has its own cache keys in the shared Redis.
+            "cache_key_prefix": f"shopgraph-test:{RUN_ID}:{_short_hash(self.database_url)}:",
         }
         values.update(overrides)
         return Settings(**values)

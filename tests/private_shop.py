@@ -6,6 +6,7 @@ database; tests that create and change catalog rows get a database of their own.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
+from starlette.applications import Starlette
 
 from app.db import Database
 from app.db.checks import run_migrations
@@ -36,6 +38,7 @@ class Shop:
     customer: GraphQLClient
     other_customer: GraphQLClient
     staff: GraphQLClient
+    app: Starlette
 
     async def rows(self, query: str, **params: Any) -> list[Any]:
         """Every row of a plain SQL query."""
@@ -57,11 +60,19 @@ class Shop:
 
 
 @asynccontextmanager
-async def private_shop(backend: Backend, tmp_dir: Path, label: str) -> AsyncIterator[Shop]:
+async def private_shop(
+    backend: Backend, tmp_dir: Path, label: str, **overrides: Any
+) -> AsyncIterator[Shop]:
     """A migrated, seeded database of the same kind as `backend`, served in-process."""
     made = await make_backend(backend.name, tmp_dir, label)
     # These tests send many mutations quickly; rate limits have tests of their own.
-    settings = made.settings(rate_limit_capacity=10_000_000, rate_limit_restore_rate=1_000_000)
+    # A recreated database must not meet the cache entries of the one it replaced.
+    prefix = f"{made.settings().cache_key_prefix}{uuid.uuid4().hex[:8]}:"
+    settings = made.settings(
+        rate_limit_capacity=10_000_000,
+        rate_limit_restore_rate=1_000_000,
+        **{"cache_key_prefix": prefix, **overrides},
+    )
     in_thread(run_migrations, settings)
     db = Database.from_settings(settings)
     async with db.engine.begin() as connection:
@@ -90,6 +101,7 @@ async def private_shop(backend: Backend, tmp_dir: Path, label: str) -> AsyncIter
                 staff=await signed_in_client(
                     http, settings, role="STAFF", email=f"staff@{label}.example"
                 ),
+                app=app,
             )
     finally:
         await db.dispose()

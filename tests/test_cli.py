@@ -186,6 +186,7 @@ NONSENSE: dict[str, str] = {name: "x" for name in Settings.model_fields} | {
     "secret_key": "",
     "host": "not a host",
     "rate_limit_key_prefix": "",
+    "cache_key_prefix": "",
 }
 
 

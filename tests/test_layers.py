@@ -81,7 +81,7 @@ ALLOWED: dict[str, set[str]] = {
     "platform": {"app.engine", "app.settings"},
     # the installed-version check lives with the engine's compat module; migrations read models;
     # an outage is told to clients as the platform's ServiceUnavailable
-    "db": {"app.settings", "app.engine.compat", "app.models", "app.platform.errors"},
+    "db": {"app.settings", "app.engine.compat", "app.models", "app.platform"},
     # the OAuth endpoint speaks the partner service's types; the GraphQL transport does not
     "http": {"app.engine", "app.platform", "app.settings", "app.services.partners"},
 }

@@ -115,6 +115,7 @@ async def test_the_served_pipeline_runs_the_named_steps_in_order(
         "PartnerScopes",
         "RateLimit",
         "Refund",
+        "ResponseCache",
         "Execute",
     ]
 

@@ -8,6 +8,7 @@ batches go through `fast_reads`, which runs on the read engine's pooled connecti
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 from app.db.fast_reads import FastReader
 from app.db.sqlite import SQLiteConnector, sqlite_pragmas
 from app.db.statements import note_statement, on_statement
+from app.db.work import AfterCommit, UnitOfWork, note_write, unit_of_work
 from app.engine.compat import check_installed
 from app.settings import Settings
 
@@ -50,6 +52,8 @@ def _make_engine(
         }
     engine = create_async_engine(settings.database_url, **options)
     event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
+    if not autocommit:
+        event.listen(engine.sync_engine, "before_cursor_execute", note_write)
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
     return engine
@@ -65,6 +69,8 @@ class Database:
     # Loader reads on raw asyncpg (PostgreSQL only; SQLite reads through read()).
     fast_reads: FastReader | None = None
     sqlite: SQLiteConnector | None = None  # opens (and at the end closes) SQLite connections
+    # What committed changes go to (cache invalidation, change bus): set by app/main.py.
+    after_commit: AfterCommit | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -86,6 +92,10 @@ class Database:
             fast_reads=fast_reads,
             sqlite=sqlite,
         )
+
+    def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A service's transaction; the changes it records go out after it commits (db/work.py)."""
+        return unit_of_work(self.engine, self.after_commit)
 
     def read(self) -> _ReadConnection:
         """A short AUTOCOMMIT connection for one batch of plain reads."""

@@ -4,6 +4,7 @@ It imports graphql-core and Strawberry only, never the rest of `app`. The rest o
 app uses what this module exports.
 """
 
+from app.engine.cache_hints import CacheControl, CacheControlScope, CachePolicy
 from app.engine.cost import CostModel, CostPlan, QueryTooComplex
 from app.engine.deadlines import DeadlinePassed, finish_by, settle_unwinding
 from app.engine.documents import OperationNotFound, PreparedDocument
@@ -17,6 +18,9 @@ from app.engine.trusted import registration_problem
 __all__ = [
     "BATCH_RESOLVER",
     "BatchResolver",
+    "CacheControl",
+    "CacheControlScope",
+    "CachePolicy",
     "ClientError",
     "CostModel",
     "CostPlan",

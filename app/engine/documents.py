@@ -30,6 +30,7 @@ from graphql import (
 )
 from graphql.validation import ASTValidationRule
 
+from app.engine.cache_hints import CachePolicy
 from app.engine.cost import CostModel, CostPlan, QueryTooComplex, plan_operations
 from app.engine.errors import ErrorCode, too_complex
 from app.engine.plan_compile import PlanCache
@@ -55,6 +56,8 @@ class PreparedDocument:
     query_plans: PlanCache | None = None
     # Filled on first use, per metadata key (see GraphQLExecutor.required).
     requirements: dict[str, RequiredMetadata] = dataclass_field(default_factory=dict)
+    # Each operation's cache hints, combined on first use (GraphQLExecutor.cache_policy).
+    cache_policies: dict[str | None, CachePolicy] = dataclass_field(default_factory=dict)
 
     def operation(self, name: str | None) -> OperationDefinitionNode:
         """The operation to run; OperationNotFound if it cannot be chosen."""

@@ -21,6 +21,7 @@ from graphql.execution import VariableValues, get_variable_values
 from graphql.validation import ASTValidationRule
 from strawberry.schema import Schema
 
+from app.engine.cache_hints import CachePolicy, operation_policy
 from app.engine.compat import ENGINE_DISTRIBUTIONS, check_installed, core_schema
 from app.engine.cost import CostModel
 from app.engine.deadlines import DeadlinePassed, finish_by
@@ -98,6 +99,17 @@ class GraphQLExecutor:
             found = RequiredMetadata(self.core_schema, prepared.document, key)
             prepared.requirements[key] = found
         return found.of(prepared.operation(operation_name), variables)
+
+    def cache_policy(self, prepared: PreparedDocument, operation_name: str | None) -> CachePolicy:
+        """The combined cache hints of the operation to run (a valid document; computed once)."""
+        policies = prepared.cache_policies
+        policy = policies.get(operation_name)
+        if policy is None:
+            assert prepared.document is not None
+            operation = prepared.operation(operation_name)
+            policy = operation_policy(self.core_schema, prepared.document, operation)
+            policies[operation_name] = policy
+        return policy
 
     async def execute(
         self,

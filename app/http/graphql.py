@@ -128,8 +128,9 @@ def _response(outcome: Outcome, media_type: str) -> Response:
     if status is None:
         # graphql-response+json: a request that never executed is a client error (400).
         status = 400 if not outcome.executed and media_type == GRAPHQL_RESPONSE else 200
+    body = outcome.body
     return Response(
-        orjson.dumps(outcome.body),
+        body if isinstance(body, bytes) else orjson.dumps(body),
         status_code=status,
         media_type=media_type,
         headers=outcome.headers,

@@ -26,12 +26,21 @@ async def health(request: Request) -> JSONResponse:
 
 
 class Readiness:
-    """`/readyz`: 200 when every check passes within its time, else 503 naming what failed."""
+    """`/readyz`: 200 when every check passes within its time, else 503 naming what failed.
+
+    A failing `optional` check (Redis: the server answers from the database without it)
+    keeps the process in rotation: 200 with status "degraded".
+    """
 
     def __init__(
-        self, checks: Mapping[str, Check], *, timeout: float = READINESS_TIMEOUT_SECONDS
+        self,
+        checks: Mapping[str, Check],
+        *,
+        optional: frozenset[str] = frozenset(),
+        timeout: float = READINESS_TIMEOUT_SECONDS,
     ) -> None:
         self.checks = dict(checks)
+        self.optional = optional
         self.timeout = timeout
 
     async def handle(self, request: Request) -> JSONResponse:
@@ -39,9 +48,10 @@ class Readiness:
         names = list(self.checks)
         outcomes = await asyncio.gather(*(self._check(name) for name in names))
         report = dict(zip(names, outcomes, strict=True))
-        ready = all(outcome == "ok" for outcome in outcomes)
-        body = {"status": "ready" if ready else "not ready", **report}
-        return JSONResponse(body, status_code=200 if ready else 503)
+        failed = {name for name, outcome in report.items() if outcome != "ok"}
+        if failed - self.optional:
+            return JSONResponse({"status": "not ready", **report}, status_code=503)
+        return JSONResponse({"status": "degraded" if failed else "ready", **report})
 
     async def _check(self, name: str) -> str:
         try:

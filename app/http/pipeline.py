@@ -5,8 +5,8 @@ a `RequestState` and hands it to `Pipeline.run`, which returns an `Outcome`: the
 body and how the request ended. In between, each step does one thing and knows no other:
 
     authenticate -> persisted document -> admission -> (refuse an unresolved document) ->
-    refuse NUL -> limits and cost -> partner scopes -> rate limit -> execute under timeout ->
-    refund -> respond
+    refuse NUL -> limits and cost -> partner scopes -> rate limit -> refund -> response
+    cache -> execute under timeout -> respond
 
 A step is an object with `async def __call__(self, state, call_next)`; it reads what
 earlier steps put on the state, adds its own, and either calls `call_next(state)` or
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple, Protocol
 
+import orjson
 from graphql import GraphQLError, OperationType
 from starlette.requests import HTTPConnection
 
@@ -95,6 +96,12 @@ class RequestState:
     errors: Sequence[GraphQLError] = ()
     data: dict[str, Any] | None = None
     executed: bool = False  # the operation ran (False: no `data` entry in the response)
+    # response cache: `data` already encoded (a hit, or a miss it stored), the caching
+    # headers of the response, 304 for a matching If-None-Match, the request's hit counts.
+    encoded_data: bytes | None = None
+    response_headers: dict[str, str] | None = None
+    not_modified: bool = False
+    cache_stats: Any = None
 
 
 Next = Callable[[RequestState], Awaitable[None]]
@@ -115,7 +122,7 @@ class Outcome(NamedTuple):
     the transport picks it from `executed` (a request that never ran is a client error).
     """
 
-    body: dict[str, Any]
+    body: dict[str, Any] | bytes  # bytes: already encoded (a cached response)
     status: int | None
     executed: bool
     headers: Mapping[str, str] | None
@@ -143,6 +150,8 @@ def cost_extension(
 
 def respond(state: RequestState, translate: Translate | None = None) -> Outcome:
     """The last step: the response body from what the others left on the state."""
+    if state.not_modified:
+        return Outcome(b"", 304, True, state.response_headers)
     body: dict[str, Any] = {}
     refusal = state.refusal
     if refusal is not None:
@@ -159,15 +168,24 @@ def respond(state: RequestState, translate: Translate | None = None) -> Outcome:
             state.requested, state.actual or 0, state.bucket, state.admitted
         )
     if state.sql_statements is not None:
-        extensions["debug"] = {
+        extensions["debug"] = debug = {
             "sqlStatements": state.sql_statements,
             "durationMs": round((time.perf_counter() - state.started) * 1000, 2),
         }
+        if state.cache_stats is not None:
+            debug["cache"] = state.cache_stats.as_debug()
+    if refusal is not None:
+        if extensions:
+            body["extensions"] = extensions
+        return Outcome(body, refusal.status, False, refusal.headers)
+    encoded = state.encoded_data
+    if encoded is not None and "errors" not in body:
+        # A cached body: its data is spliced in as stored, only the extensions are encoded.
+        tail = b',"extensions":' + orjson.dumps(extensions) + b"}" if extensions else b"}"
+        return Outcome(b'{"data":' + encoded + tail, None, True, state.response_headers)
     if extensions:
         body["extensions"] = extensions
-    if refusal is not None:
-        return Outcome(body, refusal.status, False, refusal.headers)
-    return Outcome(body, None, state.executed, None)
+    return Outcome(body, None, state.executed, state.response_headers)
 
 
 def _translated(state: RequestState, translate: Translate) -> list[GraphQLError]:

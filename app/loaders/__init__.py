@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Any
 
 from app.db import Database
 from app.loaders.accounts import AddressByIdLoader, AddressesByUserIdLoader, UserByIdLoader
+from app.loaders.cached import EntityCache, ReadTags
 from app.loaders.catalog import (
     CategoriesByParentIdLoader,
     CategoryByIdLoader,
@@ -25,86 +27,107 @@ from app.loaders.products import ProductCountLoader, ProductPagesLoader
 class Loaders:
     """Typed access to every loader; unpublished products are visible only to staff."""
 
-    def __init__(self, db: Database, *, include_unpublished: bool = False) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        include_unpublished: bool = False,
+        entity_cache: EntityCache | None = None,
+    ) -> None:
         self._db = db
         self._include_unpublished = include_unpublished
+        # What every loader of this request returned, by cache tag (the response cache's).
+        self.read_tags = ReadTags()
+        self._shared: dict[str, Any] = {"entity_cache": entity_cache, "read_tags": self.read_tags}
 
     @cached_property
     def category_by_id(self) -> CategoryByIdLoader:
         """Categories by id."""
-        return CategoryByIdLoader(self._db)
+        return CategoryByIdLoader(self._db, **self._shared)
 
     @cached_property
     def category_by_slug(self) -> CategoryBySlugLoader:
         """Categories by slug."""
-        return CategoryBySlugLoader(self._db)
+        return CategoryBySlugLoader(self._db, **self._shared)
 
     @cached_property
     def categories_by_parent_id(self) -> CategoriesByParentIdLoader:
         """Child categories by parent id (None: the roots)."""
-        return CategoriesByParentIdLoader(self._db)
+        return CategoriesByParentIdLoader(self._db, **self._shared)
 
     @cached_property
     def product_by_id(self) -> ProductByIdLoader:
         """Visible products by id."""
-        return ProductByIdLoader(self._db, include_unpublished=self._include_unpublished)
+        return ProductByIdLoader(
+            self._db, include_unpublished=self._include_unpublished, **self._shared
+        )
 
     @cached_property
     def product_by_slug(self) -> ProductBySlugLoader:
         """Visible products by slug."""
-        return ProductBySlugLoader(self._db, include_unpublished=self._include_unpublished)
+        return ProductBySlugLoader(
+            self._db, include_unpublished=self._include_unpublished, **self._shared
+        )
 
     @cached_property
     def product_pages(self) -> ProductPagesLoader:
         """Pages of product listings."""
-        return ProductPagesLoader(self._db, include_unpublished=self._include_unpublished)
+        return ProductPagesLoader(
+            self._db, include_unpublished=self._include_unpublished, **self._shared
+        )
 
     @cached_property
     def product_count(self) -> ProductCountLoader:
         """Sizes of product listings."""
-        return ProductCountLoader(self._db, include_unpublished=self._include_unpublished)
+        return ProductCountLoader(
+            self._db, include_unpublished=self._include_unpublished, **self._shared
+        )
 
     @cached_property
     def variants_by_product_id(self) -> VariantsByProductIdLoader:
         """Variants of each product."""
-        return VariantsByProductIdLoader(self._db)
+        return VariantsByProductIdLoader(self._db, **self._shared)
 
     @cached_property
     def variant_by_id(self) -> VariantByIdLoader:
         """Variants of visible products by id."""
-        return VariantByIdLoader(self._db, include_unpublished=self._include_unpublished)
+        return VariantByIdLoader(
+            self._db, include_unpublished=self._include_unpublished, **self._shared
+        )
 
     @cached_property
     def images_by_product_id(self) -> ImagesByProductIdLoader:
         """Images of each product."""
-        return ImagesByProductIdLoader(self._db)
+        return ImagesByProductIdLoader(self._db, **self._shared)
 
     @cached_property
     def review_by_id(self) -> ReviewByIdLoader:
         """Reviews of visible products by id."""
-        return ReviewByIdLoader(self._db, include_unpublished=self._include_unpublished)
+        return ReviewByIdLoader(
+            self._db, include_unpublished=self._include_unpublished, **self._shared
+        )
 
     @cached_property
     def review_pages_by_product_id(self) -> ReviewPagesByProductIdLoader:
         """Pages of each product's reviews."""
-        return ReviewPagesByProductIdLoader(self._db)
+        return ReviewPagesByProductIdLoader(self._db, **self._shared)
 
     @cached_property
     def user_name_by_id(self) -> UserNameByIdLoader:
         """Public names of users."""
-        return UserNameByIdLoader(self._db)
+        return UserNameByIdLoader(self._db, **self._shared)
 
     @cached_property
     def user_by_id(self) -> UserByIdLoader:
         """Users by id (visibility is the caller's to check)."""
-        return UserByIdLoader(self._db)
+        return UserByIdLoader(self._db, **self._shared)
 
     @cached_property
     def address_by_id(self) -> AddressByIdLoader:
         """Addresses by id (ownership is the caller's to check)."""
-        return AddressByIdLoader(self._db)
+        return AddressByIdLoader(self._db, **self._shared)
 
     @cached_property
     def addresses_by_user_id(self) -> AddressesByUserIdLoader:
         """Each user's address book."""
-        return AddressesByUserIdLoader(self._db)
+        return AddressesByUserIdLoader(self._db, **self._shared)

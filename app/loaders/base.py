@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 from asyncio import Future
 from collections.abc import Hashable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from aiodataloader import DataLoader
 from sqlalchemy import BindParameter, Row, Select, Table, bindparam
 
 from app.db import Database
+from app.loaders.cached import EntityCache, ReadTags, load_through_cache
 from app.models import Base
 
 K = TypeVar("K", bound=Hashable)
@@ -30,12 +31,28 @@ def table_of(model: type[Base]) -> Table:
 
 
 class BatchLoader(DataLoader[K, V]):
-    """A DataLoader that reads through `db`; subclasses implement `load_batch`."""
+    """A DataLoader that reads through `db`; subclasses implement `load_batch` and `tags`.
 
-    def __init__(self, db: Database, *, include_unpublished: bool = False) -> None:
+    A subclass that sets `cached_as` (its name in cache keys) reads through the entity
+    cache (app/loaders/cached.py) when it has one and shows the public view.
+    """
+
+    cached_as: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        include_unpublished: bool = False,
+        entity_cache: EntityCache | None = None,
+        read_tags: ReadTags | None = None,
+    ) -> None:
         super().__init__()
         self.db = db
         self.include_unpublished = include_unpublished
+        # Staff see unpublished rows: their reads must neither fill nor read the public cache.
+        self.entity_cache = None if include_unpublished or self.cached_as is None else entity_cache
+        self.read_tags = read_tags
 
     def load(self, key: K) -> Future[V]:
         """One key's value, in a future of the caller's own.
@@ -73,7 +90,25 @@ class BatchLoader(DataLoader[K, V]):
 
     async def batch_load_fn(self, keys: list[K]) -> list[V]:
         """Called by DataLoader with the keys gathered in one tick."""
-        return await self.load_batch(keys)
+        cache = self.entity_cache
+        if cache is not None:
+            assert self.cached_as is not None
+            values: list[V] = await load_through_cache(self, self.cached_as, keys, cache)
+        else:
+            values = await self.load_batch(keys)
+        read = self.read_tags
+        if read is not None:
+            for key, value in zip(keys, values, strict=True):
+                tags = self.tags(key, value)
+                if tags is None:
+                    read.untaggable = True
+                else:
+                    read.tags.update(tags)
+        return values
+
+    def tags(self, key: K, value: V) -> Sequence[str] | None:
+        """The cache tags of what `key` loaded (None: data no change event names)."""
+        return None
 
     async def load_batch(self, keys: list[K]) -> list[V]:
         """Fetch values for `keys`, in the same order."""

@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 
 from app.loaders.base import BatchLoader
-from app.loaders.catalog import categories, products, variants
+from app.loaders.catalog import PRODUCT_LIST, categories, products, variants
 from app.loaders.paging import (
     KeysetOrder,
     Page,
@@ -38,6 +38,7 @@ from app.loaders.paging import (
     single_page_select,
     to_page,
 )
+from app.platform.events import entity_tag
 from app.platform.pagination import CursorSort, PageRequest, SortValue
 
 
@@ -203,6 +204,11 @@ def catalog_page_statement(
 class ProductPagesLoader(BatchLoader[ProductPageKey, Page[Row[Any]]]):
     """Pages of product listings; one statement per distinct (filter, sort, page)."""
 
+    cached_as = "product_pages"
+
+    def tags(self, key: ProductPageKey, value: Page[Row[Any]]) -> list[str]:
+        return [PRODUCT_LIST, *(entity_tag("Product", row.id) for row in value.rows)]
+
     async def load_batch(self, keys: list[ProductPageKey]) -> list[Page[Row[Any]]]:
         groups: dict[tuple[ProductFilterSpec, ProductOrder, PageRequest], list[int | None]] = {}
         for key in keys:
@@ -236,6 +242,11 @@ class ProductPagesLoader(BatchLoader[ProductPageKey, Page[Row[Any]]]):
 
 class ProductCountLoader(BatchLoader[ProductCountKey, int]):
     """How many products a listing holds in all; one statement per distinct filter."""
+
+    cached_as = "product_count"
+
+    def tags(self, key: ProductCountKey, value: int) -> list[str]:
+        return [PRODUCT_LIST]
 
     async def load_batch(self, keys: list[ProductCountKey]) -> list[int]:
         groups: dict[ProductFilterSpec, list[int | None]] = {}

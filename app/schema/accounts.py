@@ -9,6 +9,7 @@ import strawberry
 from sqlalchemy import Row
 
 from app.models import Role
+from app.schema.cache_hints import PRIVATE
 from app.schema.enums import graphql_enum
 from app.schema.errors import UserError
 from app.schema.permissions import IsSelfOrStaff
@@ -26,7 +27,7 @@ graphql_enum(
 )
 
 
-@strawberry.type(description="A postal address in a user's address book.")
+@strawberry.type(description="A postal address in a user's address book.", directives=[PRIVATE])
 class Address(Node):
     """An address."""
 
@@ -56,7 +57,9 @@ class Address(Node):
         )
 
 
-@strawberry.type(description="A person with an account: a customer, staff member or admin.")
+@strawberry.type(
+    description="A person with an account: a customer, staff member or admin.", directives=[PRIVATE]
+)
 class User(Node):
     """A user."""
 

@@ -19,6 +19,7 @@ from app.loaders.products import (
     sort_value,
 )
 from app.platform.pagination import CursorSort, SortValue
+from app.schema.cache_hints import CATALOG, CATEGORIES, PART_OF_PARENT, PRIVATE
 from app.schema.common import Money, MoneyRange
 from app.schema.listing import FilterArgument, ProductFilter, ProductSort, SortArgument
 from app.schema.permissions import CanSeeStock
@@ -27,7 +28,7 @@ from app.schema.relay import After, Before, First, Last, Node, PageInfo, Paging
 from app.schema.scopes import INVENTORY, REVIEWS
 
 
-@strawberry.type(description="A category of the catalog tree.")
+@strawberry.type(description="A category of the catalog tree.", directives=[CATEGORIES])
 class Category(Node):
     """A node of the category tree."""
 
@@ -77,7 +78,9 @@ class Category(Node):
         )
 
 
-@strawberry.type(description="Average rating and number of reviews of a product.")
+@strawberry.type(
+    description="Average rating and number of reviews of a product.", directives=[PART_OF_PARENT]
+)
 class RatingSummary:
     """A product's ratings in brief."""
 
@@ -87,7 +90,7 @@ class RatingSummary:
     count: int = strawberry.field(description="Number of reviews.")
 
 
-@strawberry.type(description="A picture of a product.")
+@strawberry.type(description="A picture of a product.", directives=[PART_OF_PARENT])
 class ProductImage:
     """An image."""
 
@@ -102,7 +105,8 @@ class ProductImage:
 
 
 @strawberry.type(
-    description="A buyable version of a product (size, colour...) with its own price and stock."
+    description="A buyable version of a product (size, colour...) with its own price and stock.",
+    directives=[CATALOG],
 )
 class ProductVariant(Node):
     """A variant."""
@@ -134,6 +138,7 @@ class ProductVariant(Node):
         description="Units in stock. Staff, and partners with the scope inventory:read.",
         permission_classes=[CanSeeStock],
         metadata=INVENTORY,
+        directives=[PRIVATE],
     )
     def stock_quantity(self) -> int | None:
         return self.stock
@@ -146,7 +151,10 @@ class ProductVariant(Node):
     )
 
 
-@strawberry.type(description="What a reviewer shows of themself: a display name only.")
+@strawberry.type(
+    description="What a reviewer shows of themself: a display name only.",
+    directives=[PART_OF_PARENT],
+)
 class PublicProfile:
     """A public profile."""
 
@@ -161,7 +169,7 @@ class PublicProfile:
         return cls(display_name=f"{parts[0]} {parts[-1][0]}.")
 
 
-@strawberry.type(description="A customer's rating and opinion of a product.")
+@strawberry.type(description="A customer's rating and opinion of a product.", directives=[CATALOG])
 class Review(Node):
     """A review."""
 
@@ -205,7 +213,7 @@ class Review(Node):
     )
 
 
-@strawberry.type(description="A review in a connection.")
+@strawberry.type(description="A review in a connection.", directives=[PART_OF_PARENT])
 class ReviewEdge:
     """An edge to a review."""
 
@@ -217,7 +225,7 @@ class ReviewEdge:
         return cursor_for(REVIEW_SORT, self.sort_value, self.node.pk)
 
 
-@strawberry.type(description="A page of reviews, newest first.")
+@strawberry.type(description="A page of reviews, newest first.", directives=[PART_OF_PARENT])
 class ReviewConnection:
     """Reviews, paged."""
 
@@ -241,7 +249,7 @@ class ReviewConnection:
         )
 
 
-@strawberry.type(description="Something the shop sells.")
+@strawberry.type(description="Something the shop sells.", directives=[CATALOG])
 class Product(Node):
     """A product."""
 
@@ -319,7 +327,7 @@ class Product(Node):
         return ReviewConnection.from_page(result, total_count=self.rating_summary.count)
 
 
-@strawberry.type(description="A product in a connection.")
+@strawberry.type(description="A product in a connection.", directives=[PART_OF_PARENT])
 class ProductEdge:
     """An edge to a product."""
 
@@ -332,7 +340,7 @@ class ProductEdge:
         return cursor_for(self.sort, self.sort_value, self.node.pk)
 
 
-@strawberry.type(description="A page of products.")
+@strawberry.type(description="A page of products.", directives=[PART_OF_PARENT])
 class ProductConnection:
     """Products, paged."""
 

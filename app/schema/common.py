@@ -8,9 +8,12 @@ from enum import Enum
 import strawberry
 
 from app.platform.money import to_decimal
+from app.schema.cache_hints import PART_OF_PARENT
 
 
-@strawberry.type(description="An amount of money in a currency; never a float.")
+@strawberry.type(
+    description="An amount of money in a currency; never a float.", directives=[PART_OF_PARENT]
+)
 class Money:
     """An amount with its currency."""
 
@@ -23,7 +26,10 @@ class Money:
         return cls(amount=to_decimal(minor, currency), currency=currency)
 
 
-@strawberry.type(description="The lowest and highest price among a product's variants.")
+@strawberry.type(
+    description="The lowest and highest price among a product's variants.",
+    directives=[PART_OF_PARENT],
+)
 class MoneyRange:
     """A price range."""
 

@@ -10,6 +10,7 @@ from strawberry.types.base import get_object_definition
 from app.loaders.paging import Page
 from app.platform.global_ids import to_global_id
 from app.platform.pagination import CursorSort, PageRequest, page_request
+from app.schema.cache_hints import PART_OF_PARENT
 from app.settings import Settings
 
 
@@ -25,7 +26,9 @@ class Node:
         return strawberry.ID(to_global_id(get_object_definition(self, strict=True).name, self.pk))
 
 
-@strawberry.type(description="Where a page of a connection sits in the whole list.")
+@strawberry.type(
+    description="Where a page of a connection sits in the whole list.", directives=[PART_OF_PARENT]
+)
 class PageInfo:
     """Relay page information."""
 

@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import Row, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.db.work import NOT_A_WRITE
+
 
 async def lock_owner(connection: AsyncConnection, table: Table, row_id: int) -> Row[Any] | None:
     """The owner row locked until commit (None if it does not exist); call it first in the transaction."""
@@ -20,6 +22,11 @@ async def lock_owner(connection: AsyncConnection, table: Table, row_id: int) -> 
         # Every column to itself: `onupdate` defaults (updated_at) must not fire on a lock.
         unchanged = {column.name: column for column in table.c if column.onupdate is not None}
         unchanged["id"] = table.c.id
-        await connection.execute(update(table).where(table.c.id == row_id).values(unchanged))
+        await connection.execute(
+            update(table)
+            .where(table.c.id == row_id)
+            .values(unchanged)
+            .execution_options(**{NOT_A_WRITE: True})
+        )
     stmt = select(table).where(table.c.id == row_id).with_for_update()
     return (await connection.execute(stmt)).first()

@@ -25,6 +25,7 @@ from app.platform.errors import (
     NotFound,
     PermissionDenied,
 )
+from app.platform.events import Change
 from app.platform.passwords import PasswordHasher
 from app.platform.ratelimit import RateLimiter
 from app.platform.scopes import known_list, unknown_scopes
@@ -103,7 +104,8 @@ async def create_partner(
     client_secret = secrets.token_urlsafe(32)
     secret_hash = await hasher.hash(client_secret)
     try:
-        async with db.engine.begin() as connection:
+        async with db.unit_of_work() as work:
+            connection = work.connection
             taken = await connection.execute(select(partners.c.id).where(partners.c.name == name))
             if taken.first() is not None:
                 raise _name_taken(name)
@@ -121,6 +123,7 @@ async def create_partner(
                     .returning(partners.c.id)
                 )
             ).scalar_one()
+            work.record(Change("Partner", partner_id))
     except IntegrityError:
         raise _name_taken(name) from None
     return PartnerCredentials(partner_id, client_id, client_secret)
@@ -128,14 +131,18 @@ async def create_partner(
 
 async def revoke_partner(db: Database, *, name: str) -> None:
     """Revoke a partner: its tokens stop working and it can get no new ones."""
-    async with db.engine.begin() as connection:
-        result = await connection.execute(
+    async with db.unit_of_work() as work:
+        connection = work.connection
+        revoked = await connection.execute(
             update(partners)
             .where(partners.c.name == name.strip(), partners.c.revoked_at.is_(None))
             .values(revoked_at=utcnow())
+            .returning(partners.c.id)
         )
-        if result.rowcount == 0:
+        partner_id = revoked.scalar_one_or_none()
+        if partner_id is None:
             raise NotFound(f"no active partner is named {name!r}", field="name")
+        work.record(Change("Partner", partner_id))
 
 
 async def grant_client_credentials(

@@ -8,12 +8,13 @@ from typing import Any
 
 from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import Database
+from app.db.work import UnitOfWork
 from app.models import Role
 from app.models.base import utcnow
 from app.platform.errors import AlreadyExists, DomainError, NotFound
+from app.platform.events import Change
 from app.platform.passwords import password_hasher
 from app.platform.ratelimit import RateLimiter
 from app.platform.throttles import Bucket, FailureThrottle
@@ -48,8 +49,8 @@ async def create_user(
     """Add a user with a checked email and password; AlreadyExists when the email is taken."""
     email, full_name, password_hash = await _new_account(db, settings, email, password, full_name)
     try:
-        async with db.engine.begin() as connection:
-            return await _insert_user(connection, email, full_name, role, password_hash)
+        async with db.unit_of_work() as work:
+            return await _insert_user(work, email, full_name, role, password_hash)
     except IntegrityError:
         raise _email_taken_error() from None  # registered concurrently
 
@@ -68,8 +69,9 @@ async def register(
     await registration_throttle(rate_limiter, settings, client_ip=client_ip).reserve()
     email, full_name, password_hash = await _new_account(db, settings, email, password, full_name)
     try:
-        async with db.engine.begin() as connection:
-            user = await _insert_user(connection, email, full_name, Role.CUSTOMER, password_hash)
+        async with db.unit_of_work() as work:
+            connection = work.connection
+            user = await _insert_user(work, email, full_name, Role.CUSTOMER, password_hash)
             return await start_session(connection, settings, user)
     except IntegrityError:
         raise _email_taken_error() from None  # registered concurrently
@@ -92,7 +94,8 @@ def registration_throttle(
 async def update_profile(db: Database, *, user_id: int, full_name: str) -> Row[Any]:
     """Change the user's full name."""
     full_name = rules.text(full_name, field="full_name", max_length=NAME_MAX)
-    async with db.engine.begin() as connection:
+    async with db.unit_of_work() as work:
+        connection = work.connection
         row = (
             await connection.execute(
                 update(users)
@@ -101,6 +104,7 @@ async def update_profile(db: Database, *, user_id: int, full_name: str) -> Row[A
                 .returning(*users.c)
             )
         ).first()
+        work.record(Change("User", user_id))
     if row is None:
         raise NotFound("The account no longer exists")
     return row
@@ -109,7 +113,8 @@ async def update_profile(db: Database, *, user_id: int, full_name: str) -> Row[A
 async def add_address(db: Database, *, user_id: int, address: AddressFields) -> Row[Any]:
     """Add an address to the user's address book."""
     values = _address_values(address)
-    async with db.engine.begin() as connection:
+    async with db.unit_of_work() as work:
+        connection = work.connection
         # Serializes this owner's inserts, so the count below cannot go stale (issue 9).
         if await lock_owner(connection, users, user_id) is None:
             raise NotFound("The account no longer exists")
@@ -134,7 +139,8 @@ async def update_address(
 ) -> Row[Any]:
     """Replace the fields of one of the user's addresses; NotFound for anyone else's."""
     values = _address_values(address)
-    async with db.engine.begin() as connection:
+    async with db.unit_of_work() as work:
+        connection = work.connection
         row = (
             await connection.execute(
                 update(addresses)
@@ -150,7 +156,8 @@ async def update_address(
 
 async def remove_address(db: Database, *, user_id: int, address_id: int) -> Row[Any]:
     """Delete one of the user's addresses and return it as it was; NotFound for anyone else's."""
-    async with db.engine.begin() as connection:
+    async with db.unit_of_work() as work:
+        connection = work.connection
         row = (
             await connection.execute(
                 delete(addresses)
@@ -191,10 +198,10 @@ def _address_not_found() -> NotFound:
 
 
 async def _insert_user(
-    connection: AsyncConnection, email: str, full_name: str, role: Role, password_hash: str
+    work: UnitOfWork, email: str, full_name: str, role: Role, password_hash: str
 ) -> Row[Any]:
-    return (
-        await connection.execute(
+    row = (
+        await work.connection.execute(
             insert(users)
             .values(
                 email=email,
@@ -206,6 +213,8 @@ async def _insert_user(
             .returning(*users.c)
         )
     ).one()
+    work.record(Change("User", row.id))
+    return row
 
 
 def _address_values(address: AddressFields) -> dict[str, Any]:

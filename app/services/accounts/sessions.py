@@ -30,6 +30,7 @@ from app.db import Database
 from app.models import Role
 from app.models.base import utcnow
 from app.platform.errors import InvalidCredentials
+from app.platform.events import Change
 from app.platform.passwords import InvalidEmail, normalize_email, password_hasher
 from app.platform.ratelimit import RateLimiter
 from app.platform.throttles import Bucket, FailureThrottle
@@ -106,11 +107,13 @@ async def login(
         raise InvalidCredentials(LOGIN_FAILED)  # the reserved points stay spent
     await throttle.release()
     new_hash = await hasher.hash(password) if check.needs_rehash else None
-    async with db.engine.begin() as connection:
+    async with db.unit_of_work() as work:
+        connection = work.connection
         if new_hash is not None:
             await connection.execute(
                 update(users).where(users.c.id == user.id).values(password_hash=new_hash)
             )
+            work.record(Change("User", user.id))
         return await start_session(connection, settings, user)
 
 
@@ -118,7 +121,8 @@ async def refresh(db: Database, *, settings: Settings, refresh_token: str) -> Si
     """Spend a refresh token for new tokens; reusing a spent one revokes its whole session."""
     digest = _digest(refresh_token)
     now = utcnow()
-    async with db.engine.begin() as connection:
+    async with db.unit_of_work() as work:
+        connection = work.connection
         # Claiming the token is one conditional UPDATE: of two concurrent uses, one wins.
         claimed = (
             await connection.execute(
@@ -155,7 +159,8 @@ async def refresh(db: Database, *, settings: Settings, refresh_token: str) -> Si
 
 async def logout(db: Database, *, refresh_token: str) -> bool:
     """End the session a refresh token belongs to; False when the token names no session."""
-    async with db.engine.begin() as connection:
+    async with db.unit_of_work() as work:
+        connection = work.connection
         family_id = (
             await connection.execute(
                 select(refresh_tokens.c.family_id).where(
@@ -197,10 +202,12 @@ async def change_password(
         raise InvalidCredentials("The current password is incorrect", field="current_password")
     await throttle.release()
     new_hash = await hasher.hash(new_password)
-    async with db.engine.begin() as connection:
+    async with db.unit_of_work() as work:
+        connection = work.connection
         await connection.execute(
             update(users).where(users.c.id == user_id).values(password_hash=new_hash)
         )
+        work.record(Change("User", user_id))
         await _revoke(
             connection,
             refresh_tokens.c.user_id == user_id,

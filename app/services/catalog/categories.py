@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import Database
 from app.platform.errors import AlreadyExists, DomainError, NotFound
+from app.platform.events import Change
 from app.services.catalog import rules
 from app.services.catalog.rules import UNCHANGED, Unchanged, categories
 from app.services.seed import slugify
@@ -36,7 +37,8 @@ async def create_category(
             description, field="description", max_length=DESCRIPTION_MAX, required=False
         )
     try:
-        async with db.engine.begin() as connection:
+        async with db.unit_of_work() as work:
+            connection = work.connection
             if parent_id is not None:
                 await _existing(connection, parent_id, field="parent_id")
             chosen = await _slug_for(connection, slug, name)
@@ -53,9 +55,16 @@ async def create_category(
                 )
                 .returning(*categories.c)
             )
-            return result.one()
+            row = result.one()
+            work.record(*category_changes(row.id))
+            return row
     except IntegrityError as error:
         raise _translated(error) from None
+
+
+def category_changes(category_id: int) -> tuple[Change, ...]:
+    """A category, the tree, and the product listings filtered by its subtree changed."""
+    return (Change("Category", category_id), Change.listing("Category"), Change.listing("Product"))
 
 
 async def update_category(
@@ -88,7 +97,8 @@ async def update_category(
     if not isinstance(position, Unchanged):
         values["position"] = position
     try:
-        async with db.engine.begin() as connection:
+        async with db.unit_of_work() as work:
+            connection = work.connection
             current = await _existing(connection, category_id, field="category_id")
             if not isinstance(parent_id, Unchanged):
                 if parent_id is not None:
@@ -104,6 +114,7 @@ async def update_category(
                 .values(**values)
                 .returning(*categories.c)
             )
+            work.record(*category_changes(category_id))
             return result.one()
     except IntegrityError as error:
         raise _translated(error) from None

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.db import Database
 from app.models.base import utcnow
 from app.platform.errors import AlreadyExists, DomainError, NotFound
+from app.platform.events import Change
 from app.services.catalog import rules
 from app.services.catalog.rules import UNCHANGED, Unchanged, categories, images, products
 from app.services.seed import slugify
@@ -38,7 +39,8 @@ async def create_product(
         description, field="description", max_length=DESCRIPTION_MAX, required=False
     )
     try:
-        async with db.engine.begin() as connection:
+        async with db.unit_of_work() as work:
+            connection = work.connection
             if category_id is not None:
                 await _category_exists(connection, category_id)
             if slug is not None:
@@ -65,7 +67,9 @@ async def create_product(
                 )
                 .returning(*products.c)
             )
-            return result.one()
+            row = result.one()
+            work.record(Change("Product", row.id), Change.listing("Product"))
+            return row
     except IntegrityError as error:
         raise _translated(error) from None
 
@@ -93,7 +97,8 @@ async def update_product(
     if not isinstance(is_published, Unchanged):
         values["is_published"] = is_published
     try:
-        async with db.engine.begin() as connection:
+        async with db.unit_of_work() as work:
+            connection = work.connection
             current = await rules.lock_product(connection, product_id, field="product_id")
             if not isinstance(category_id, Unchanged):
                 if category_id is not None:
@@ -108,6 +113,8 @@ async def update_product(
                 .values(**values)
                 .returning(*products.c)
             )
+            # Name, category and publication decide listings; the slug, product(slug:) lookups.
+            work.record(Change("Product", product_id), Change.listing("Product"))
             return result.one()
     except IntegrityError as error:
         raise _translated(error) from None
@@ -122,7 +129,8 @@ async def add_product_image(
     if position is not None and position < 0:
         raise DomainError("The position must be 0 or more", field="position")
     try:
-        async with db.engine.begin() as connection:
+        async with db.unit_of_work() as work:
+            connection = work.connection
             await rules.lock_product(connection, product_id, field="product_id")
             of_product = images.c.product_id == product_id
             count, highest = (
@@ -139,6 +147,7 @@ async def add_product_image(
             await connection.execute(
                 insert(images).values(product_id=product_id, url=url, alt=alt, position=position)
             )
+            work.record(Change("Product", product_id))
             return await _touched(connection, product_id)
     except IntegrityError as error:
         if rules.is_unique_violation(error):
@@ -148,13 +157,15 @@ async def add_product_image(
 
 async def remove_product_image(db: Database, *, product_id: int, position: int) -> Row[Any]:
     """Remove the image at `position` from a product; returns the product."""
-    async with db.engine.begin() as connection:
+    async with db.unit_of_work() as work:
+        connection = work.connection
         await rules.lock_product(connection, product_id, field="product_id")
         result = await connection.execute(
             delete(images).where(images.c.product_id == product_id, images.c.position == position)
         )
         if result.rowcount == 0:
             raise NotFound("The product has no image at this position", field="position")
+        work.record(Change("Product", product_id))
         return await _touched(connection, product_id)
 
 

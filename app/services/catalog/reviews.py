@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.db import Database
 from app.models.base import utcnow
 from app.platform.errors import AlreadyExists, DomainError, NotFound, PermissionDenied
+from app.platform.events import Change
 from app.services.catalog import rules
 from app.services.catalog.rules import UNCHANGED, Unchanged, products, reviews
 
@@ -33,7 +34,8 @@ async def create_review(
     title = rules.text(title, field="title", max_length=TITLE_MAX)
     body = rules.text(body, field="body", max_length=BODY_MAX, required=False)
     try:
-        async with db.engine.begin() as connection:
+        async with db.unit_of_work() as work:
+            connection = work.connection
             await rules.lock_product(
                 connection,
                 product_id,
@@ -62,6 +64,7 @@ async def create_review(
             )
             row = result.one()
             await rules.refresh_rating(connection, product_id, now)
+            work.record(*review_changes(row.id, product_id))
             return row
     except IntegrityError as error:
         if rules.is_unique_violation(error):
@@ -87,7 +90,8 @@ async def update_review(
         values["title"] = rules.text(title, field="title", max_length=TITLE_MAX)
     if not isinstance(body, Unchanged):
         values["body"] = rules.text(body, field="body", max_length=BODY_MAX, required=False)
-    async with db.engine.begin() as connection:
+    async with db.unit_of_work() as work:
+        connection = work.connection
         current = await _visible_review(connection, review_id, include_unpublished)
         if current.user_id != author_id:
             raise PermissionDenied("Only the author may change this review", field="review_id")
@@ -100,6 +104,7 @@ async def update_review(
         row = result.one()
         if "rating" in values:
             await rules.refresh_rating(connection, current.product_id, utcnow())
+        work.record(*review_changes(review_id, current.product_id))
         return row
 
 
@@ -111,7 +116,8 @@ async def delete_review(
     moderator: bool = False,
 ) -> Row[Any]:
     """Delete a review (its author, or staff moderating); returns the deleted row."""
-    async with db.engine.begin() as connection:
+    async with db.unit_of_work() as work:
+        connection = work.connection
         current = await _visible_review(connection, review_id, include_unpublished=moderator)
         if current.user_id != viewer_id and not moderator:
             raise PermissionDenied(
@@ -125,7 +131,13 @@ async def delete_review(
         if row is None:  # deleted by someone else in the meantime
             raise NotFound("No such review", field="review_id")
         await rules.refresh_rating(connection, current.product_id, utcnow())
+        work.record(*review_changes(review_id, current.product_id))
         return row
+
+
+def review_changes(review_id: int, product_id: int) -> tuple[Change, ...]:
+    """A review, its product's reviews and rating, and listings sorted by rating changed."""
+    return (Change("Review", review_id), Change("Product", product_id), Change.listing("Product"))
 
 
 async def _visible_review(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.db import Database
 from app.models.base import utcnow
 from app.platform.errors import AlreadyExists, DomainError, ErrorKind, NotFound
+from app.platform.events import Change
 from app.services.catalog import rules
 from app.services.catalog.rules import UNCHANGED, Unchanged, variants
 
@@ -37,7 +38,8 @@ async def create_variant(
     attrs = rules.attributes({} if attributes is None else attributes, field="attributes")
     _check_quantity(stock, field="stock")
     try:
-        async with db.engine.begin() as connection:
+        async with db.unit_of_work() as work:
+            connection = work.connection
             product = await rules.lock_product(connection, product_id, field="product_id")
             if product.currency != currency:
                 raise DomainError(
@@ -66,6 +68,7 @@ async def create_variant(
             )
             row = result.one()
             await rules.refresh_price_range(connection, product_id, utcnow())
+            work.record(*variant_changes(row.id, product_id))
             return row
     except IntegrityError as error:
         raise _translated(error) from None
@@ -93,7 +96,8 @@ async def update_variant(
     if not isinstance(attributes, Unchanged):
         values["attributes"] = rules.attributes(attributes, field="attributes")
     try:
-        async with db.engine.begin() as connection:
+        async with db.unit_of_work() as work:
+            connection = work.connection
             current = await _variant(connection, variant_id)
             await rules.lock_product(connection, current.product_id, field="variant_id")
             if "sku" in values and values["sku"] != current.sku:
@@ -108,6 +112,7 @@ async def update_variant(
             )
             row = result.one()
             await rules.refresh_price_range(connection, current.product_id, utcnow())
+            work.record(*variant_changes(variant_id, current.product_id))
             return row
     except IntegrityError as error:
         raise _translated(error) from None
@@ -116,7 +121,8 @@ async def update_variant(
 async def set_stock(db: Database, *, variant_id: int, quantity: int) -> Row[Any]:
     """Set a variant's stock to `quantity` (0 or more)."""
     _check_quantity(quantity, field="quantity")
-    async with db.engine.begin() as connection:
+    async with db.unit_of_work() as work:
+        connection = work.connection
         result = await connection.execute(
             update(variants)
             .where(variants.c.id == variant_id)
@@ -127,6 +133,7 @@ async def set_stock(db: Database, *, variant_id: int, quantity: int) -> Row[Any]
         if row is None:
             raise NotFound("No such variant", field="variant_id")
         await rules.touch_product(connection, row.product_id, utcnow())
+        work.record(*variant_changes(variant_id, row.product_id))
         return row
 
 
@@ -134,7 +141,8 @@ async def adjust_stock(db: Database, *, variant_id: int, delta: int) -> Row[Any]
     """Add `delta` (negative: remove) to a variant's stock; never below zero, also under concurrency."""
     if abs(delta) > MAX_STOCK:
         raise DomainError("The adjustment is too large", field="delta")
-    async with db.engine.begin() as connection:
+    async with db.unit_of_work() as work:
+        connection = work.connection
         # One conditional UPDATE: the row lock makes concurrent adjustments queue, and each
         # re-checks the condition against the stock the previous one left.
         # The bound is written as `stock >= -delta` (stock + delta >= 0) so no sum can overflow.
@@ -156,7 +164,17 @@ async def adjust_stock(db: Database, *, variant_id: int, delta: int) -> Row[Any]
                 )
             raise DomainError("The stock would be too large", field="delta")
         await rules.touch_product(connection, row.product_id, utcnow())
+        work.record(*variant_changes(variant_id, row.product_id))
         return row
+
+
+def variant_changes(variant_id: int, product_id: int) -> tuple[Change, ...]:
+    """A variant, its product (price range, variant list) and listings (price, stock) changed."""
+    return (
+        Change("ProductVariant", variant_id),
+        Change("Product", product_id),
+        Change.listing("Product"),
+    )
 
 
 async def _variant(connection: AsyncConnection, variant_id: int) -> Row[Any]:
