@@ -136,7 +136,8 @@ async def add_documents(
         reason = check(entry.body)
         if reason is not None:
             raise ManifestError(f"{entry.sha256}: {reason}")
-    async with db.engine.begin() as connection:
+    async with db.unit_of_work() as work:
+        connection = work.connection
         partner_id = (
             await connection.execute(select(partners.c.id).where(partners.c.name == client))
         ).scalar_one_or_none()
@@ -191,8 +192,8 @@ async def remove_document(db: Database, *, client: str, sha256: str) -> None:
     found = HASH.match(sha256.strip())
     if found is None:
         raise DomainError(f"{sha256!r} is not a hash: 64 lower-case hex digits (or sha256:...)")
-    async with db.engine.begin() as connection:
-        result = await connection.execute(
+    async with db.unit_of_work() as work:
+        result = await work.connection.execute(
             delete(documents).where(
                 documents.c.client == client.strip(), documents.c.sha256 == found.group(1)
             )
