@@ -106,7 +106,12 @@ class Servers:
             "SHOPGRAPH_SECRET_KEY": self.secret_key,
             "SHOPGRAPH_DEBUG": "true" if debug else "false",
             "SHOPGRAPH_DATABASE_URL": self.db.sqlalchemy_url(db_port),
+            # The workloads measure the work of answering (no Redis: no entity or response
+            # cache, which would otherwise answer from process memory). The cache layers
+            # are measured by W1c/W1e/W1r on branch h-bench2 (issue 10, not merged yet).
+            "SHOPGRAPH_CACHE_ENABLED": "false",
         }
+        env.pop("SHOPGRAPH_REDIS_URL", None)
         if ip_budget_lifted:
             # One load generator on one IP is one caller: lift its cost budget so the
             # bench measures the work, not the throttle (query-cost checks stay on).
