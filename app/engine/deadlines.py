@@ -35,16 +35,20 @@ async def finish_by(work: Awaitable[T], deadline: float) -> T:
     try:
         await wake
     except asyncio.CancelledError:
-        task.cancel()  # the caller is gone (e.g. the client left): so is its work
+        _abandon(task)  # the caller is gone (e.g. the client left): so is its work
         raise
     finally:
         timer.cancel()
     if task.done():
         return task.result()
+    _abandon(task)
+    raise DeadlinePassed
+
+
+def _abandon(task: asyncio.Future[Any]) -> None:
     task.cancel()
     _unwinding.add(task)  # the loop keeps only weak references to tasks
     task.add_done_callback(_collect)
-    raise DeadlinePassed
 
 
 def _wake(wake: asyncio.Future[None], _: object) -> None:
