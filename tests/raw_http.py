@@ -83,3 +83,25 @@ def is_closed(connection: socket.socket) -> bool:
         return connection.recv(1) == b""
     except ConnectionResetError:
         return True
+
+
+def trickle(
+    connection: socket.socket, data: bytes, *, pause: float, timeout: float = SOCKET_TIMEOUT
+) -> tuple[int, dict[str, str], bytes]:
+    """Send `data` a byte at a time, `pause` s apart, until the server answers or stops
+    reading; the answer (status 0 when none came). The socket's timeout is then `timeout`."""
+    status, headers, body = 0, {}, b""
+    for byte in data:
+        try:
+            connection.sendall(bytes([byte]))
+        except OSError:
+            break
+        connection.settimeout(pause)
+        try:
+            status, headers, body = read_response(connection)
+            break
+        except TimeoutError:
+            continue
+        finally:
+            connection.settimeout(timeout)
+    return status, headers, body

@@ -25,6 +25,7 @@ from tests.raw_http import (
     read_response,
     request_head,
     served,
+    trickle,
 )
 
 # --- the options serve passes ------------------------------------------------------------
@@ -111,20 +112,7 @@ def test_a_body_that_trickles_in_is_answered_408(backend: Backend) -> None:
     ):
         connection.sendall(request_head(len(TYPENAME)))
         # one byte every 0.2 s: the whole body would take ~5 s
-        status, headers, body = 0, {}, b""
-        for byte in TYPENAME:
-            try:
-                connection.sendall(bytes([byte]))
-            except OSError:
-                break
-            connection.settimeout(0.2)
-            try:
-                status, headers, body = read_response(connection)
-                break
-            except TimeoutError:
-                continue
-            finally:
-                connection.settimeout(SOCKET_TIMEOUT)
+        status, headers, body = trickle(connection, TYPENAME, pause=0.2)
 
     assert status == 408, (status, body)
     [error] = orjson.loads(body)["errors"]

@@ -32,6 +32,7 @@ from tests.raw_http import (
     read_response,
     request_head,
     served,
+    trickle,
 )
 
 # How long a test waits for the server to close a connection whose deadline is 1 s: a
@@ -67,20 +68,8 @@ def test_a_connection_that_sends_nothing_is_closed(backend: Backend) -> None:
 def test_headers_that_trickle_in_are_answered_408(backend: Backend) -> None:
     with served(backend, header_timeout_seconds=1) as address, connect(address) as connection:
         # one byte every 0.3 s: the head would take ~30 s
-        status, headers, body = 0, {}, b""
-        for byte in request_head(len(TYPENAME)):
-            try:
-                connection.sendall(bytes([byte]))
-            except OSError:
-                break
-            connection.settimeout(0.3)
-            try:
-                status, headers, body = read_response(connection)
-                break
-            except TimeoutError:
-                continue
-            finally:
-                connection.settimeout(CLOSED_WITHIN)
+        head = request_head(len(TYPENAME))
+        status, headers, body = trickle(connection, head, pause=0.3, timeout=CLOSED_WITHIN)
 
         assert status == 408, (status, body)
         assert _error(body) == {
