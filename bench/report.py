@@ -37,6 +37,10 @@ class WorkloadResult:
     failed_requests: int = 0
     requests_measured: int = 0
     noisy: dict[str, Any] | None = None  # W1n: alone and flooded (bench/noisy.py summarize)
+    # shopgraph: extensions.debug.cache of the counted request (which caches it used).
+    cache_debug: dict[str, Any] | None = None
+    # W1 and its variants: how the body was found equal to the uncached listing's.
+    body_check: str | None = None
 
     @property
     def rps(self) -> float:
@@ -64,7 +68,40 @@ HEADLINE = [
     ("W5b", "W6", "storefront listing: PostGraphile 4 / raw asyncpg floor"),
     ("W5", "W5b", "storefront listing: PostGraphile 5 / PostGraphile 4"),
     ("W2", "W5", "product page (shopgraph) / listing (PostGraphile 5)"),
+    ("W1c", "W5", "storefront listing, no caches: shopgraph / PostGraphile 5"),
+    ("W1e", "W5", "storefront listing, entity-cached: shopgraph / PostGraphile 5"),
+    ("W1r", "W5", "storefront listing, response-cached: shopgraph / PostGraphile 5"),
+    ("W1r", "W0", "storefront listing, response-cached: shopgraph / bare Starlette"),
+    ("W1e", "W1c", "storefront listing: entity cache / no caches"),
+    ("W1r", "W1c", "storefront listing: response cache / no caches"),
 ]
+
+# Issue 10's targets for the response-cached listing, measured in the same run.
+TARGETS = [("W1r", "W5", 5.0), ("W1r", "W0", 0.35)]
+
+
+def targets(results: list[WorkloadResult]) -> list[dict[str, Any]]:
+    """Each target's ratio, its minimum and PASS / FAIL (None: not measured in this run)."""
+    rows = []
+    for top, bottom, minimum in TARGETS:
+        value = ratio(results, top, bottom)
+        verdict = None if value is None else ("PASS" if value >= minimum else "FAIL")
+        rows.append(
+            {"ratio": f"{top}/{bottom}", "value": value, "min": minimum, "verdict": verdict}
+        )
+    return rows
+
+
+def _caches(result: WorkloadResult) -> str:
+    """'-', or the counted request's cache use: `entity 120/0, response hit`."""
+    stats = result.cache_debug
+    if not stats:
+        return "-"
+    entity = stats.get("entity") or {}
+    return (
+        f"entity {entity.get('hits', 0)}/{entity.get('misses', 0)}, "
+        f"response {stats.get('response') or 'not asked'}"
+    )
 
 
 def _number(value: float | None, digits: int = 1) -> str:
@@ -140,6 +177,37 @@ def noisy_section(result: WorkloadResult, config: dict[str, Any]) -> list[str]:
     ]
 
 
+def _listing_by_cache(results: list[WorkloadResult]) -> list[str]:
+    """The W1 variants side by side: throughput, latency, SQL, caches used, body check."""
+    rows = [r for r in results if r.key in ("W1", "W1c", "W1e", "W1r")]
+    if not any(r.key != "W1" for r in rows):
+        return []
+    lines = [
+        "",
+        "## The storefront listing by cache layer",
+        "",
+        "Caches: the counted (21st) request's `extensions.debug.cache`, entity hits/misses and "
+        "the response cache's answer. Body: how the body was checked against the uncached "
+        "listing's (`bytes = W1c`: the production bodies before and after the load equal the "
+        "uncached server's byte for byte up to `extensions`, which carry the request's cost and "
+        "throttle status; `data = uncached`: the data, parsed, equals the count phase's).",
+        "",
+        "| | req/s | p50 ms | p99 ms | SQL/req | caches (counted request) | body | server CPU ms/req "
+        "| PG xacts/req |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if not r.ran:
+            lines.append(f"| {r.key} | did not run: {r.error or 'skipped'} | | | | | | | |")
+            continue
+        lines.append(
+            f"| {r.key} | **{r.rps:,.0f}** | {_number(r.p50_ms, 2)} | {_number(r.p99_ms, 2)} "
+            f"| {_statements(r)} | {_caches(r)} | {r.body_check or '-'} "
+            f"| {_number(r.cpu_ms_per_request, 3)} | {_number(r.pg_xacts_per_request, 2)} |"
+        )
+    return lines
+
+
 def write_json(path: Path, meta: dict[str, Any], results: list[WorkloadResult]) -> None:
     """results.json: meta, headline ratios and every measured number."""
     ratios = {f"{top}/{bottom}": ratio(results, top, bottom) for top, bottom, _ in HEADLINE}
@@ -149,6 +217,7 @@ def write_json(path: Path, meta: dict[str, Any], results: list[WorkloadResult]) 
     payload = {
         "meta": meta,
         "ratios": ratios,
+        "targets": targets(results),
         "workloads": [{**asdict(result), "rps": result.rps} for result in results],
     }
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
@@ -171,6 +240,18 @@ def write_markdown(path: Path, meta: dict[str, Any], results: list[WorkloadResul
     for top, bottom, meaning in HEADLINE:
         value = ratio(results, top, bottom)
         lines.append(f"| {top}/{bottom} | {'-' if value is None else f'{value:.2f}'} | {meaning} |")
+    lines += [
+        "",
+        "## Targets (issue 10: the response-cached listing, same run)",
+        "",
+        "| ratio | value | target | verdict |",
+        "|---|---|---|---|",
+    ]
+    for row in targets(results):
+        shown = "-" if row["value"] is None else f"{row['value']:.2f}"
+        lines.append(
+            f"| {row['ratio']} | {shown} | >= {row['min']:g} | {row['verdict'] or 'not measured'} |"
+        )
     lines += [
         "",
         "## Workloads",
@@ -214,6 +295,7 @@ def write_markdown(path: Path, meta: dict[str, Any], results: list[WorkloadResul
     for result in results:
         if result.ran and result.noisy:
             lines += noisy_section(result, config)
+    lines += _listing_by_cache(results)
     failed = [result for result in results if result.ran and result.failed_requests]
     if failed:
         lines += ["", "Failed requests (wrk errors, non-2xx or timeouts) during the runs:"]

@@ -3,7 +3,9 @@
 Prepares a seeded database (10,000 products, seed 42), then for each workload starts a
 fresh server on 127.0.0.1, loads it with wrk (or, for the floor, runs raw asyncpg), and
 writes bench/results/results.{md,json} and requests_per_second.png. See bench/README.md.
-Every process it starts is stopped before it exits; all traffic stays on loopback.
+Every process it starts is stopped before it exits; all traffic stays on loopback. The
+cached variants of W1 (W1e, W1r) use the bench's own Redis database (--redis-url), which
+is emptied (FLUSHDB) before each of their servers starts.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import platform
 import signal
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any, ParamSpec
@@ -35,7 +38,7 @@ import report
 import sqlcount
 import workloads
 from servers import BENCH, BIN, PEER_PACKAGES, WORK, Servers, ensure_peers, serving
-from workloads import Target, Workload
+from workloads import W1_LISTING, CacheMode, Target, Workload
 
 RESULTS = BENCH / "results"
 
@@ -68,6 +71,7 @@ class Options:
     pg_port: int
     pg_user: str
     database: str
+    redis_url: str
 
 
 def parse_options(argv: list[str] | None = None) -> Options:
@@ -114,9 +118,17 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--pg-port", type=int, default=5432)
     parser.add_argument("--pg-user", default="postgres")
     parser.add_argument("--database", default="shopgraph_bench")
+    parser.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/12",
+        help="Redis database of W1e and W1r, emptied (FLUSHDB) before each of their servers",
+    )
     args = parser.parse_args(argv)
     if args.pg_host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("--pg-host must be a loopback address")
+    redis_host = urllib.parse.urlsplit(args.redis_url).hostname
+    if redis_host not in ("127.0.0.1", "localhost", "::1"):
+        parser.error("--redis-url must name a loopback Redis")
     return Options(
         duration_s=args.duration,
         runs=max(1, args.runs),
@@ -134,14 +146,15 @@ def parse_options(argv: list[str] | None = None) -> Options:
         pg_port=args.pg_port,
         pg_user=args.pg_user,
         database=args.database,
+        redis_url=args.redis_url,
     )
 
 
 # --- one request, checked -------------------------------------------------------------------
 
 
-def checked_request(server: procs.Server, workload: Workload) -> tuple[dict[str, Any], int]:
-    """POST the workload once; the response JSON and its size, or RuntimeError if it failed."""
+def checked_request(server: procs.Server, workload: Workload) -> tuple[dict[str, Any], bytes]:
+    """POST the workload once; the response JSON and its bytes, or RuntimeError if it failed."""
     status, raw = procs.post_json(server.url, workload.body())
     if status != 200:
         raise RuntimeError(f"{workload.key} answered HTTP {status}: {raw[:300]!r}")
@@ -150,7 +163,42 @@ def checked_request(server: procs.Server, workload: Workload) -> tuple[dict[str,
         raise RuntimeError(
             f"{workload.key} answered errors: {json.dumps(payload.get('errors'))[:500]}"
         )
-    return payload, len(raw)
+    return payload, raw
+
+
+@dataclass
+class ColdListing:
+    """W1 as the uncached server answers it, for the check that the cached variants agree.
+
+    `data` comes from the count phase (a debug server: its bodies carry extensions, so
+    the data is compared), `body` from the first cold W1 or W1c throughput server, whose
+    production body the variants' bodies must equal byte for byte.
+    """
+
+    data: Any = None
+    body: bytes | None = None
+    body_from: str = ""
+    counted: dict[str, Any] = field(default_factory=dict)
+
+
+def _is_listing(workload: Workload) -> bool:
+    return workload.target is Target.SHOPGRAPH and workload.query == W1_LISTING
+
+
+def check_cache_mode(workload: Workload, result: report.WorkloadResult) -> None:
+    """The counted request used exactly the caches its workload names (extensions.debug.cache)."""
+    stats = result.cache_debug or {}
+    entity = stats.get("entity") or {}
+    hits, response = int(entity.get("hits") or 0), stats.get("response")
+    expected = {
+        CacheMode.OFF: response is None and hits == 0,
+        CacheMode.ENTITY: response is None and hits > 0,
+        CacheMode.RESPONSE: response == "hit",
+    }[workload.cache]
+    if not expected:
+        raise RuntimeError(
+            f"caches not as configured ({workload.cache}): extensions.debug.cache = {stats}"
+        )
 
 
 def count_statements(
@@ -158,8 +206,12 @@ def count_statements(
     server: procs.Server,
     workload: Workload,
     result: report.WorkloadResult,
+    counted: dict[str, Any],
 ) -> None:
     """Warm pools and caches with 20 runs of the workload, then count the next request's SQL.
+
+    The counted response's data goes into `counted` (by workload), and for shopgraph the
+    caches it used (extensions.debug.cache) must be those its workload names.
 
     20, not a few: a fresh pooled connection sends asyncpg's type introspection on first use
     of a type, and a pool of 10 is cycled through, so a few runs leave some connections fresh.
@@ -175,9 +227,13 @@ def count_statements(
     result.statements_data = taken.data
     result.statements_text = taken.statements
     result.fields = workloads.count_fields(payload["data"])
+    counted[workload.key] = payload["data"]
     debug = (payload.get("extensions") or {}).get("debug") or {}
     if "sqlStatements" in debug:
         result.app_statement_count = int(debug["sqlStatements"])
+    if workload.target is Target.SHOPGRAPH:
+        result.cache_debug = debug.get("cache")
+        check_cache_mode(workload, result)
 
 
 # --- the phases -----------------------------------------------------------------------------
@@ -190,22 +246,45 @@ def statement_phase(
     chosen: list[Workload],
     results: dict[str, report.WorkloadResult],
     peers_ready: frozenset[Target],
+    cold: ColdListing,
 ) -> None:
-    """Count SQL per request for every workload through the wire-counting proxy."""
+    """Count SQL per request for every workload through the wire-counting proxy.
+
+    shopgraph's uncached workloads share one debug server; each cache mode of the W1
+    variants gets its own, started on an emptied Redis database. The cold server also
+    gives the listing data that the cached variants' data must equal.
+    """
     proxy = sqlcount.CountingProxy(opts.pg_host, opts.pg_port)
     proxy_port = proxy.start()
     try:
         ours = [w for w in chosen if w.target is Target.SHOPGRAPH]
-        if ours:
+        uncached = [w for w in ours if w.cache is CacheMode.OFF]
+        variants = [w for w in ours if w.cache is not CacheMode.OFF]
+        if uncached or variants:
             say("counting SQL statements of shopgraph (debug server through the counting proxy)")
             start = functools.partial(servers.shopgraph, debug=True, db_port=proxy_port)
-            _count_group(servers, start, proxy, ours, results)
+            # With no uncached listing chosen, one request gives the cold data anyway.
+            listing = next((w for w in uncached if _is_listing(w)), None)
+            reference = None if listing or not variants else variants[0]
+            _count_group(servers, start, proxy, uncached, results, cold.counted, reference)
+            cold.data = cold.counted.get(listing.key if listing else "cold")
+        for mode in (CacheMode.ENTITY, CacheMode.RESPONSE):
+            group = [w for w in variants if w.cache is mode]
+            if not group:
+                continue
+            say(f"counting SQL statements of shopgraph, caches: {mode} (Redis emptied first)")
+            if not _try(results[group[0].key], servers.flush_redis):
+                continue
+            start = functools.partial(servers.shopgraph, cache=mode, debug=True, db_port=proxy_port)
+            _count_group(servers, start, proxy, group, results, cold.counted)
+        for workload in variants:
+            _check_counted_data(workload, results[workload.key], cold)
         for target in PEER_PACKAGES:
             peer = [w for w in chosen if w.target is target]
             if peer and target in peers_ready:
                 say(f"counting SQL statements of {target} (through the counting proxy)")
                 start = functools.partial(servers.peer, target, db_port=proxy_port)
-                _count_group(servers, start, proxy, peer, results)
+                _count_group(servers, start, proxy, peer, results, {})
         if "W6" in results:
             _try(results["W6"], _count_floor, proxy, db.dsn(proxy_port), results["W6"])
         for workload in chosen:
@@ -222,17 +301,42 @@ def _count_group(
     proxy: sqlcount.CountingProxy,
     group: list[Workload],
     results: dict[str, report.WorkloadResult],
+    counted: dict[str, Any],
+    reference: Workload | None = None,
 ) -> None:
-    """Start one server through the proxy and count each workload of the group on it."""
+    """Start one server through the proxy and count each workload of the group on it.
+
+    With `reference`, also ask that workload once and keep its data as counted["cold"].
+    """
     try:
         with serving(servers, start) as server:
             for workload in group:
                 result = results[workload.key]
-                _try(result, count_statements, proxy, server, workload, result)
+                _try(result, count_statements, proxy, server, workload, result, counted)
+            if reference is not None:
+                try:
+                    counted["cold"] = checked_request(server, reference)[0]["data"]
+                except (RuntimeError, OSError) as error:
+                    say(f"uncached W1 data not taken: {error}")
     except procs.ServerFailed as error:
         for workload in group:
             results[workload.key].error = f"SQL not counted: {error}"
         say(f"SQL not counted: {error}")
+
+
+def _check_counted_data(
+    workload: Workload, result: report.WorkloadResult, cold: ColdListing
+) -> None:
+    """A cached variant's counted data must equal the uncached server's."""
+    data = cold.counted.get(workload.key)
+    if data is None or cold.data is None:
+        return
+    if data != cold.data:
+        result.error = "data differs from uncached W1's (count phase)"
+        say(f"{workload.key}: {result.error}")
+        result.body_check = "DIFFERS"
+    else:
+        result.body_check = "data = uncached"
 
 
 def _count_floor(proxy: sqlcount.CountingProxy, dsn: str, result: report.WorkloadResult) -> None:
@@ -265,16 +369,24 @@ def http_workload(
     db: database.BenchDatabase,
     workload: Workload,
     result: report.WorkloadResult,
+    cold: ColdListing,
 ) -> None:
-    """Throughput runs, a latency run, CPU and RSS of a fresh server for one HTTP workload."""
+    """Throughput runs, a latency run, CPU and RSS of a fresh server for one HTTP workload.
+
+    A cached variant of W1 starts on an emptied Redis database; the checks before and
+    after the load warm its caches, so wrk's requests are served warm (W1r: every one
+    from the response cache, unless an entry outlives its 60 s maxAge mid-run).
+    """
     body_file = WORK / "bodies" / f"{workload.key}.json"
     body_file.parent.mkdir(parents=True, exist_ok=True)
     body_file.write_text(json.dumps(workload.body()), encoding="utf-8")
+    if workload.cache is not CacheMode.OFF:
+        servers.flush_redis()
     activity_before = database.activity(db)
     served = 2  # every request the server answered: the two checks, then wrk's
-    with serving(servers, lambda: servers.for_target(workload.target)) as server:
-        payload, size = checked_request(server, workload)
-        result.response_bytes = size
+    with serving(servers, lambda: servers.for_target(workload.target, workload.cache)) as server:
+        payload, first_body = checked_request(server, workload)
+        result.response_bytes = len(first_body)
         result.fields = workloads.count_fields(payload["data"])
         if opts.warmup_s > 0:
             served += loadgen.run_wrk(
@@ -311,7 +423,9 @@ def http_workload(
         result.p50_ms, result.p99_ms = round(latency.p50_ms, 2), round(latency.p99_ms, 2)
         result.latency_connections, result.latency_rps = opts.latency_connections, latency.rps
         result.peak_rss_mb = round(server.peak_rss_kb() / 1024, 1)
-        checked_request(server, workload)  # still answering correctly after the load
+        _, last_body = checked_request(server, workload)  # still answering after the load
+        if _is_listing(workload):
+            _check_bodies(workload, result, cold, first_body, last_body)
     time.sleep(0.5)  # the server's backends have exited and reported their counters
     _pg_activity(result, activity_before, database.activity(db), served)
     result.ran = True
@@ -319,6 +433,47 @@ def http_workload(
         f"{workload.key}: median {result.rps:,.1f} req/s, p50 {result.p50_ms} ms, "
         f"p99 {result.p99_ms} ms at c{opts.latency_connections}"
     )
+
+
+def data_bytes(raw: bytes) -> bytes:
+    """A response body without its `extensions` (cost and throttle status vary per request).
+
+    What is left is `{"data":...` exactly as the server encoded it; parsing it back must
+    give the body's own data, or ValueError.
+    """
+    payload = json.loads(raw)
+    if "extensions" not in payload:
+        return raw
+    cut = raw[: raw.rfind(b',"extensions":')]
+    if json.loads(cut + b"}") != {"data": payload["data"]}:
+        raise ValueError("the response's extensions are not its last member")
+    return cut
+
+
+def _check_bodies(
+    workload: Workload, result: report.WorkloadResult, cold: ColdListing, *bodies: bytes
+) -> None:
+    """W1 and its variants: the bodies before and after the load equal the cold server's.
+
+    Compared byte for byte up to `extensions` (which carry the request's cost and throttle
+    status): the first uncached listing server gives the reference; a variant measured
+    before any (or with none chosen) is compared by data with the count phase's.
+    """
+    if workload.cache is CacheMode.OFF and cold.body is None:
+        cold.body, cold.body_from = data_bytes(bodies[0]), workload.key
+    if cold.body is not None:
+        same = all(data_bytes(body) == cold.body for body in bodies)
+        check = f"bytes = {cold.body_from}"
+    elif cold.data is not None:
+        same = all(json.loads(body)["data"] == cold.data for body in bodies)
+        check = "data = uncached"
+    else:
+        return
+    if not same:
+        result.error = f"response body differs from the uncached listing's ({check})"
+        say(f"{workload.key}: {result.error}")
+    if result.body_check != "DIFFERS":
+        result.body_check = check if same else "DIFFERS"
 
 
 def _pg_activity(
@@ -418,10 +573,11 @@ def main(argv: list[str] | None = None) -> int:
     ]
     results = {w.key: report.WorkloadResult(w.key, w.title, w.role.value) for w in chosen}
     peers_ready, peer_versions = prepare_peers(chosen, results)
-    servers = Servers(db)
+    servers = Servers(db, opts.redis_url)
+    cold = ColdListing()
     interrupted = False
     try:
-        statement_phase(opts, servers, db, chosen, results, peers_ready)
+        statement_phase(opts, servers, db, chosen, results, peers_ready, cold)
         per_workload = opts.warmup_s + opts.runs * opts.duration_s + opts.latency_duration_s + 10
         for workload in chosen:
             result = results[workload.key]
@@ -440,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
             elif workload.target is Target.SHOPGRAPH_FLOODED:
                 _try(result, noisy.noisy_workload, opts, servers, wrk, workload, result)
             else:
-                _try(result, http_workload, opts, servers, wrk, db, workload, result)
+                _try(result, http_workload, opts, servers, wrk, db, workload, result, cold)
     except KeyboardInterrupt:
         interrupted = True
         say("interrupted: stopping servers, writing what was measured")
@@ -481,6 +637,7 @@ def main(argv: list[str] | None = None) -> int:
             "latency_duration_s": opts.latency_duration_s,
             "wrk_threads": 1,
             "server_workers": 1,
+            "redis": opts.redis_url + " (W1e, W1r; FLUSHDB before each of their servers)",
         },
     }
     out = opts.results_dir

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import database
 import procs
-from workloads import Target
+import redis
+from workloads import CacheMode, Target
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -89,14 +90,34 @@ class Servers:
     """Builds the servers under test and stops whatever is still running at the end."""
 
     db: database.BenchDatabase
+    redis_url: str
     secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
     running: list[procs.Server] = field(default_factory=list)
 
+    def flush_redis(self) -> None:
+        """Empty the bench's own Redis database (FLUSHDB, never FLUSHALL): caches start cold."""
+        client = redis.Redis.from_url(self.redis_url, socket_timeout=10)
+        try:
+            client.flushdb()
+        except redis.RedisError as error:
+            raise RuntimeError(f"cannot empty Redis {self.redis_url}: {error}") from None
+        finally:
+            client.close()
+
     def shopgraph_env(
-        self, *, debug: bool = False, db_port: int | None = None, ip_budget_lifted: bool = True
+        self,
+        *,
+        cache: CacheMode = CacheMode.OFF,
+        debug: bool = False,
+        db_port: int | None = None,
+        ip_budget_lifted: bool = True,
     ) -> dict[str, str]:
         """The environment of shopgraph (server and CLI) in production mode.
 
+        cache OFF: no Redis and SHOPGRAPH_CACHE_ENABLED=false (nothing cached, not even in
+        memory: the workload measures the work of answering). ENTITY and RESPONSE: Redis at
+        redis_url (rate limits there too, as in production) with the caches on; ENTITY sets
+        SHOPGRAPH_RESPONSE_CACHE_ENABLED=false, so only the entity cache answers.
         `ip_budget_lifted=False` (W1n) keeps the default per-IP budget and adds the partner
         tier `BENCH_TIER` with a lifted one, for the client that must not be throttled.
         """
@@ -106,12 +127,15 @@ class Servers:
             "SHOPGRAPH_SECRET_KEY": self.secret_key,
             "SHOPGRAPH_DEBUG": "true" if debug else "false",
             "SHOPGRAPH_DATABASE_URL": self.db.sqlalchemy_url(db_port),
-            # The workloads measure the work of answering (no Redis: no entity or response
-            # cache, which would otherwise answer from process memory). The cache layers
-            # are measured by W1c/W1e/W1r on branch h-bench2 (issue 10, not merged yet).
             "SHOPGRAPH_CACHE_ENABLED": "false",
+            "SHOPGRAPH_RESPONSE_CACHE_ENABLED": "true",
         }
         env.pop("SHOPGRAPH_REDIS_URL", None)
+        if cache is not CacheMode.OFF:
+            env["SHOPGRAPH_CACHE_ENABLED"] = "true"
+            env["SHOPGRAPH_REDIS_URL"] = self.redis_url
+        if cache is CacheMode.ENTITY:
+            env["SHOPGRAPH_RESPONSE_CACHE_ENABLED"] = "false"
         if ip_budget_lifted:
             # One load generator on one IP is one caller: lift its cost budget so the
             # bench measures the work, not the throttle (query-cost checks stay on).
@@ -124,13 +148,20 @@ class Servers:
         return env
 
     def shopgraph(
-        self, *, debug: bool = False, db_port: int | None = None, ip_budget_lifted: bool = True
+        self,
+        *,
+        cache: CacheMode = CacheMode.OFF,
+        debug: bool = False,
+        db_port: int | None = None,
+        ip_budget_lifted: bool = True,
     ) -> procs.Server:
         """shopgraph in production mode, 1 worker (uvicorn with uvloop and httptools, no access log)."""
         port = procs.free_port()
-        env = self.shopgraph_env(debug=debug, db_port=db_port, ip_budget_lifted=ip_budget_lifted)
+        env = self.shopgraph_env(
+            cache=cache, debug=debug, db_port=db_port, ip_budget_lifted=ip_budget_lifted
+        )
         argv = [str(BIN / "shopgraph"), "serve", "--port", str(port), "--workers", "1"]
-        name = "shopgraph-debug" if debug else "shopgraph"
+        name = f"shopgraph-{cache}" + ("-debug" if debug else "")
         if not ip_budget_lifted:
             name = "shopgraph-flooded"
         return self._start(procs.Server(name, argv, port, WORK / "logs" / f"{name}.log"), env)
@@ -180,10 +211,10 @@ class Servers:
             return self.postgraphile4(db_port=db_port)
         raise ValueError(f"{target} is not a peer")
 
-    def for_target(self, target: Target) -> procs.Server:
-        """A fresh production server for a workload's target."""
+    def for_target(self, target: Target, cache: CacheMode = CacheMode.OFF) -> procs.Server:
+        """A fresh production server for a workload's target (and shopgraph's cache mode)."""
         if target is Target.SHOPGRAPH:
-            return self.shopgraph()
+            return self.shopgraph(cache=cache)
         if target is Target.BARE:
             return self.bare()
         if target in PEER_PACKAGES:

@@ -1,4 +1,8 @@
-"""The workloads W0-W6 (W5 and W5b: the two peers; W1n: W1 beside a flood): what each asks, of which server."""
+"""The workloads W0-W6 (W5 and W5b: the two peers; W1c, W1e, W1r: W1 by cache layer; W1n:
+W1 beside a flood).
+
+What each one asks, of which server, and with which of shopgraph's caches switched on.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,19 @@ class Target(StrEnum):
     POSTGRAPHILE5 = "postgraphile5"
     POSTGRAPHILE4 = "postgraphile4"
     FLOOR = "floor"
+
+
+class CacheMode(StrEnum):
+    """Which of shopgraph's caches a shopgraph workload's server runs with (README: Caching).
+
+    OFF is every shopgraph workload but W1e and W1r: SHOPGRAPH_CACHE_ENABLED=false and no
+    Redis, so they measure the uncached engine, as before the caches existed (with caching
+    on and no Redis, shopgraph would cache responses in process memory).
+    """
+
+    OFF = "off"
+    ENTITY = "entity"  # Redis; entity cache on and warm, response cache step switched off
+    RESPONSE = "response"  # Redis; both caches on, warm: W1 answered from the response cache
 
 
 class Role(StrEnum):
@@ -38,6 +55,7 @@ class Workload:
     role: Role
     query: str = ""
     variables: dict[str, Any] = field(default_factory=dict)
+    cache: CacheMode = CacheMode.OFF
 
     def body(self) -> dict[str, Any]:
         """The JSON body POSTed to /graphql."""
@@ -162,6 +180,29 @@ def all_workloads(product_slug: str) -> list[Workload]:
             Target.SHOPGRAPH_FLOODED,
             Role.SUBJECT,
             W1_LISTING,
+        ),
+        Workload(
+            "W1c",
+            "W1 cold: no caches (W1's server, run again beside W1e and W1r)",
+            Target.SHOPGRAPH,
+            Role.SUBJECT,
+            W1_LISTING,
+        ),
+        Workload(
+            "W1e",
+            "W1 entity-cached: Redis, warm entity cache, no response cache",
+            Target.SHOPGRAPH,
+            Role.SUBJECT,
+            W1_LISTING,
+            cache=CacheMode.ENTITY,
+        ),
+        Workload(
+            "W1r",
+            "W1 response-cached: Redis, both caches on and warm",
+            Target.SHOPGRAPH,
+            Role.SUBJECT,
+            W1_LISTING,
+            cache=CacheMode.RESPONSE,
         ),
         Workload(
             "W2",
