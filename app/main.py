@@ -140,7 +140,7 @@ def create_app(settings: Settings) -> Starlette:
     steps.append(
         ResponseCache(
             executor,
-            caching.cache,
+            caching.cache if settings.response_cache_enabled else None,
             view_of=public_view,
             read_tags_of=lambda context: context.loaders.read_tags,
             stats_of=lambda context: context.cache_stats,

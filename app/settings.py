@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     max_cached_document_bytes: Annotated[int, Field(ge=0, le=10_000_000)] = 10_000
     # Entity and response caches (README: Caching); Redis when redis_url is set, else memory.
     cache_enabled: bool = True
+    # The response cache alone (with cache_enabled): off, only the entity cache answers.
+    response_cache_enabled: bool = True
     cache_key_prefix: Annotated[str, Field(min_length=1, max_length=100)] = "shopgraph:cache:v1:"
     entity_cache_ttl_seconds: Annotated[int, Field(ge=1, le=86_400)] = 300
 
