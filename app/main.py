@@ -36,10 +36,18 @@ from app.http.steps import (
     RateLimit,
     Refund,
 )
+from app.platform.cache import FailoverTaggedCache, TaggedCache
 from app.platform.caching import build_caching
+from app.platform.charged_read import ChargedReader, RedisChargedReader, SequentialChargedReader
 from app.platform.passwords import password_hasher
 from app.platform.persisted_queries import build_persisted_query_store
-from app.platform.ratelimit import Budget, Budgets, build_rate_limiter, redis_client_from_settings
+from app.platform.ratelimit import (
+    Budget,
+    Budgets,
+    RateLimiter,
+    build_rate_limiter,
+    redis_client_from_settings,
+)
 from app.platform.tokens import TokenService
 from app.schema import build_schema
 from app.schema.scopes import SCOPE_KEY
@@ -71,6 +79,24 @@ def build_executor(settings: Settings, schema: Schema) -> GraphQLExecutor:
         cost_model=CostModel(
             default_page_size=settings.default_page_size, max_page_size=settings.max_page_size
         ),
+    )
+
+
+def _charged_reader(
+    settings: Settings, redis: Redis | None, limiter: RateLimiter, cache: TaggedCache | None
+) -> ChargedReader | None:
+    """How the rate limit reads a cached response with its take (None: no response cache)."""
+    if cache is None:
+        return None
+    one_by_one = SequentialChargedReader(limiter, cache)
+    if redis is None or not isinstance(cache, FailoverTaggedCache):
+        return one_by_one
+    return RedisChargedReader(
+        redis,
+        cache,
+        bucket_prefix=settings.rate_limit_key_prefix,
+        fallback=one_by_one,
+        pause_seconds=settings.redis_failover_pause_seconds,
     )
 
 
@@ -128,6 +154,7 @@ def create_app(settings: Settings) -> Starlette:
             charge=admission_charge,
             per_kb=settings.parse_charge_per_kb,
             hold_refusal_seconds=settings.throttled_hold_seconds,
+            defer_cached=limiting,
         ),
         AnswerUnresolved(),
         RefuseNul(),
@@ -135,18 +162,24 @@ def create_app(settings: Settings) -> Starlette:
         # Before the rate limit: an operation refused for its scopes spends no points.
         PartnerScopes(executor, key=SCOPE_KEY, scopes_of=scopes_of),
     ]
-    if limiting:
-        steps += [RateLimit(rate_limiter, budget_for), Refund(rate_limiter)]
-    steps.append(
-        ResponseCache(
-            executor,
-            caching.cache if settings.response_cache_enabled else None,
-            view_of=public_view,
-            read_tags_of=lambda context: context.loaders.read_tags,
-            stats_of=lambda context: context.cache_stats,
-            debug=settings.debug_enabled,
-        )
+    response_cache = ResponseCache(
+        executor,
+        caching.cache if settings.response_cache_enabled else None,
+        view_of=public_view,
+        read_tags_of=lambda context: context.loaders.read_tags,
+        stats_of=lambda context: context.cache_stats,
+        debug=settings.debug_enabled,
     )
+    if limiting:
+        rate_limit = RateLimit(
+            rate_limiter,
+            budget_for,
+            lookup=response_cache.lookup,
+            reader=_charged_reader(settings, redis, rate_limiter, response_cache.cache),
+            hold_refusal_seconds=settings.throttled_hold_seconds,
+        )
+        steps += [rate_limit, Refund(rate_limiter)]
+    steps.append(response_cache)
     steps.append(
         Execute(
             executor,

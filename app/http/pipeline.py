@@ -83,12 +83,18 @@ class RequestState:
     context: Any = None  # authenticate: what resolvers see as info.context
     # persisted document: its refusal, answered once admission has charged the request
     unresolved: RequestError | None = None
-    admitted: int = 0  # admission: the points it took (never refunded)
+    admitted: int = 0  # admission: the points it charged (never refunded)
+    # admission: points charged but not taken yet (a cached document: no parse to pay for
+    # first), taken with the rate limit's take; admission takes them itself if none came.
+    due: int = 0
     prepared: PreparedDocument | None = None  # limits and cost
     cost_plan: CostPlan | None = None  # limits and cost
     requested: int | None = None  # limits and cost: set once the cost is known
     budget: Budget | None = None  # admission, rate limit
     bucket: BucketState | None = None  # admission, rate limit, then refund
+    # rate limit: the points taken for the operation (the requested cost, or the price a
+    # cached response was stored with); refund gives back what the operation did not use.
+    operation_points: int | None = None
     actual: int | None = None  # execute: the cost the operation really had
     sql_statements: int | None = None  # execute, when statements are counted (debug)
     # The answer so far: a refusal (a request error with its own status), or errors and data.
@@ -99,6 +105,9 @@ class RequestState:
     # response cache: `data` already encoded (a hit, or a miss it stored), the caching
     # headers of the response, 304 for a matching If-None-Match, the request's hit counts.
     encoded_data: bytes | None = None
+    # response cache: what it looks up (planned once; the rate limit may read it for it)
+    response_plan: Any = None
+    response_snapshot: Any = None  # rate limit: the cache read made with its take
     response_headers: dict[str, str] | None = None
     not_modified: bool = False
     cache_stats: Any = None

@@ -11,9 +11,12 @@ dropped by the change events that touch one of them. The read before execution g
 sequence number the store checks at fill time: a response computed while one of its tags
 changed is not stored (app/platform/cache.py).
 
-A hit costs what the same operation costs when it runs: the rate-limit step took the
-requested cost, and `Refund` (around this step) gives back the difference to the actual
-cost, which is stored with the response. So caching changes no caller's budget.
+A hit costs what the same operation costs when it runs: the actual cost is stored in
+front of the response (a priced entry), and the rate-limit step, which reads the entry
+for this step in the same round trip as its take (`plan` names the key), charges that
+price instead of the estimate (app/platform/charged_read.py). So caching changes no
+caller's budget, and a hit is one round trip to Redis. Without rate limits this step
+reads the entry itself.
 
 GET responses carry `Cache-Control` from the same policy (`public, max-age=N`, `private,
 max-age=N`, or `no-store`) and a weak `ETag` of the data; `If-None-Match` with that ETag
@@ -25,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import structlog
@@ -39,6 +42,14 @@ NO_STORE = "no-store"
 # One DEBUG line per request with its hits and misses per layer (never one per key).
 logger = structlog.get_logger("shopgraph.cache")
 _debug_enabled = logging.getLogger("shopgraph.cache").isEnabledFor
+
+
+class Plan(NamedTuple):
+    """What this step does with a request: its policy, and the key it is cached under."""
+
+    policy: CachePolicy | None  # None: not a query (no caching, no caching headers)
+    key: str | None  # None: never served from or stored in the cache
+    ttl: int
 
 
 def _key(state: RequestState, view: str) -> str:
@@ -111,24 +122,39 @@ class ResponseCache:
                 response=stats.response,
             )
 
-    async def _serve(self, state: RequestState, call_next: Next) -> None:
+    def plan(self, state: RequestState) -> Plan:
+        """The request's cache policy and key (made once, kept on the state)."""
+        plan: Plan | None = state.response_plan
+        if plan is not None:
+            return plan
         prepared = state.prepared
         assert prepared is not None, "limits and cost runs first"
-        context = state.context
-        stats = state.cache_stats = self.stats_of(context)
         operation_name = state.params.operation_name
         is_query = prepared.operation_type(operation_name) is OperationType.QUERY
         policy = self.executor.cache_policy(prepared, operation_name) if is_query else None
-        over_get = state.connection.scope.get("method") == "GET"
         ttl = policy.shareable_seconds if policy is not None else 0
-        view = self.view_of(context) if ttl > 0 and self.cache is not None else None
-        if view is None or self.cache is None or policy is None:
+        view = self.view_of(state.context) if ttl > 0 and self.cache is not None else None
+        key = _key(state, view) if view is not None and policy is not None else None
+        plan = state.response_plan = Plan(policy, key, ttl)
+        return plan
+
+    def lookup(self, state: RequestState) -> str | None:
+        """The key a hit would be read under, for a step that reads it on this one's behalf."""
+        return self.plan(state).key
+
+    async def _serve(self, state: RequestState, call_next: Next) -> None:
+        context = state.context
+        stats = state.cache_stats = self.stats_of(context)
+        policy, key, ttl = self.plan(state)
+        over_get = state.connection.scope.get("method") == "GET"
+        if key is None or self.cache is None or policy is None:
             await call_next(state)
             if over_get and policy is not None:
                 self._http_caching(state, policy, None)
             return
-        key = _key(state, view)
-        snapshot = await self.cache.read([key])
+        snapshot = state.response_snapshot
+        if snapshot is None:
+            snapshot = await self.cache.read([key])
         stored = snapshot.values[0] if snapshot is not None else None
         if stored is not None:
             head, _, data = stored.partition(b"\n")

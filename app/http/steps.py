@@ -24,6 +24,7 @@ from app.engine import (
 )
 from app.http.errors import RequestError
 from app.http.pipeline import Next, RequestState
+from app.platform.charged_read import ChargedReader, take_with_due
 from app.platform.errors import Unauthenticated
 from app.platform.ratelimit import BucketState, Budget, RateLimiter
 from app.platform.scopes import USERS_ONLY
@@ -206,28 +207,71 @@ def throttled(
     return RequestError(429, message, ErrorCode.THROTTLED, {"Retry-After": str(retry_after)})
 
 
-class RateLimit:
-    """Takes the requested cost from the caller's leaky bucket; 429 when it does not fit."""
+async def refuse_admission(
+    state: RequestState, points: int, bucket: BucketState, hold_seconds: float
+) -> None:
+    """Refuse (429) a request whose admission charge does not fit, after the hold."""
+    state.refusal = throttled(points, bucket, what="admitting the request costs")
+    # A caller with an empty bucket gets its 429 late: a client that asks again at once (a
+    # flood on a few connections) then costs a sleeping task, not a turn of the event loop
+    # per request that its neighbours wait behind.
+    hold = min(hold_seconds, bucket.retry_after)
+    if hold > 0:
+        await asyncio.sleep(hold)
 
-    def __init__(self, limiter: RateLimiter, budget_for: Callable[[Any], Budget]) -> None:
+
+class RateLimit:
+    """Takes the requested cost (and a deferred admission charge) from the caller's bucket.
+
+    429 when it does not fit. `lookup(state)` (the response cache's plan) names the cached
+    response this request may be answered with: then `reader` reads it in the same round
+    trip as the take, and a hit is charged the price it was stored with instead of the
+    estimate (app/platform/charged_read.py); the response cache step uses what was read.
+    """
+
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        budget_for: Callable[[Any], Budget],
+        *,
+        lookup: Callable[[RequestState], str | None] | None = None,
+        reader: ChargedReader | None = None,
+        hold_refusal_seconds: float = 0.0,
+    ) -> None:
         self.limiter = limiter
         self.budget_for = budget_for
+        self.lookup = lookup
+        self.reader = reader
+        self.hold_refusal_seconds = hold_refusal_seconds
 
     async def __call__(self, state: RequestState, call_next: Next) -> None:
-        """Set `budget` and `bucket`, or refuse."""
+        """Set `budget`, `bucket` and `operation_points`, or refuse."""
         requested = state.requested
         assert requested is not None, "limits and cost runs first"
-        budget = self.budget_for(state.context)
-        if requested == 0 and state.bucket is not None:
+        due = state.due
+        if requested == 0 and not due and state.bucket is not None:
+            state.operation_points = 0
             return await call_next(state)  # admission already read the bucket: spare a trip
-        bucket = await self.limiter.take(
-            budget.key, requested, capacity=budget.capacity, restore_rate=budget.restore_rate
-        )
+        budget = self.budget_for(state.context)
+        key = self.lookup(state) if self.lookup is not None and self.reader is not None else None
+        if key is not None and self.reader is not None:
+            charged = await self.reader.read(budget, key, due=due, requested=requested)
+            bucket, operation = charged.bucket, charged.operation_points
+            due_taken = charged.due_taken
+            state.response_snapshot = charged.snapshot
+        else:
+            operation = requested
+            bucket, due_taken = await take_with_due(self.limiter, budget, due, operation)
+        state.due = 0  # taken with the operation's points, or alone, or refused
         state.budget = budget
         state.bucket = bucket
         if not bucket.allowed:
-            state.refusal = throttled(requested, bucket)
+            if due and not due_taken:  # the admission charge alone does not fit
+                await refuse_admission(state, due, bucket, self.hold_refusal_seconds)
+            else:
+                state.refusal = throttled(operation, bucket)
             return
+        state.operation_points = operation
         await call_next(state)
 
 
@@ -238,14 +282,14 @@ class Refund:
         self.limiter = limiter
 
     async def __call__(self, state: RequestState, call_next: Next) -> None:
-        """Go on; then return `requested - actual` points and keep the bucket's new state."""
+        """Go on; then return `operation_points - actual` and keep the bucket's new state."""
         await call_next(state)
-        budget, actual, requested = state.budget, state.actual, state.requested
-        if budget is None or actual is None or requested is None or actual == requested:
+        budget, actual, taken = state.budget, state.actual, state.operation_points
+        if budget is None or actual is None or taken is None or actual == taken:
             return
         state.bucket = await self.limiter.give_back(
             budget.key,
-            requested - actual,
+            taken - actual,
             capacity=budget.capacity,
             restore_rate=budget.restore_rate,
         )
@@ -326,5 +370,6 @@ __all__ = [
     "ScopesOf",
     "StatementCount",
     "outside_scopes",
+    "refuse_admission",
     "throttled",
 ]

@@ -136,17 +136,22 @@ class MemoryTaggedCache:
                 self._entries.pop(key, None)
 
 
-# KEYS: generation, sequence. ARGV[1]: entry key prefix; ARGV[2..]: entry keys (no prefix).
-# Returns {generation, sequence, value or nil per key}. A missing generation (a new or
-# emptied Redis) starts a new one from the server clock, so no entry filled against the
-# data Redis lost can be read back.
-_READ = """
+# Sets `gen` from the generation key KEYS[1] (also used by app/platform/charged_read.py).
+# A missing generation (a new or emptied Redis) starts a new one from the server clock, so
+# no entry filled against the data Redis lost can be read back.
+GENERATION_LUA = """
 local gen = redis.call('GET', KEYS[1])
 if not gen then
   local now = redis.call('TIME')
   gen = now[1] .. string.format('%06d', tonumber(now[2]))
   redis.call('SET', KEYS[1], gen)
 end
+"""
+# KEYS: generation, sequence. ARGV[1]: entry key prefix; ARGV[2..]: entry keys (no prefix).
+# Returns {generation, sequence, value or nil per key}.
+_READ = (
+    GENERATION_LUA
+    + """
 local out = {gen, redis.call('GET', KEYS[2]) or '0'}
 if #ARGV > 1 then
   local keys = {}
@@ -157,6 +162,7 @@ if #ARGV > 1 then
 end
 return out
 """
+)
 
 # KEYS: generation. ARGV: key prefix, stamp prefix, index prefix, generation, sequence, ttl,
 # then per entry: key, value, tag count, tags. Returns how many entries were stored.
@@ -216,9 +222,10 @@ class RedisTaggedCache:
 
     def __init__(self, redis: Redis, *, prefix: str = "shopgraph:cache:v1:") -> None:
         self._redis = redis
-        self._generation_key = prefix + "generation"
-        self._sequence_key = prefix + "sequence"
-        self._entry_prefix = prefix + "e:"
+        # Public for scripts that read entries together with other work (charged_read.py).
+        self.generation_key = self._generation_key = prefix + "generation"
+        self.sequence_key = self._sequence_key = prefix + "sequence"
+        self.entry_prefix = self._entry_prefix = prefix + "e:"
         self._stamp_prefix = prefix + "stamp:"
         self._index_prefix = prefix + "index:"
         self._read = redis.register_script(_READ)
@@ -276,7 +283,7 @@ class FailoverTaggedCache:
     """
 
     def __init__(self, primary: RedisTaggedCache, *, pause_seconds: float = 0.5) -> None:
-        self._primary = primary
+        self.primary = self._primary = primary
         self._pause = pause_seconds
         self._down_until = 0.0
         self._lost_invalidation = False

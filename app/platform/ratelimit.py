@@ -93,7 +93,7 @@ class MemoryRateLimiter:
         available = self._level(key, capacity, restore_rate, now)
         if cost > available:
             self._store(key, available, now)
-            wait = _retry_after(cost, available, capacity, restore_rate)
+            wait = retry_after(cost, available, capacity, restore_rate)
             return BucketState(False, available, capacity, restore_rate, wait)
         self._store(key, available - cost, now)
         return BucketState(True, available - cost, capacity, restore_rate, 0.0)
@@ -141,7 +141,8 @@ return {allowed, tostring(available)}
 """
 
 
-def _retry_after(cost: float, available: float, capacity: int, restore_rate: float) -> float:
+def retry_after(cost: float, available: float, capacity: int, restore_rate: float) -> float:
+    """Seconds until `cost` points fit in a bucket holding `available` (inf: never)."""
     if cost > capacity:
         return math.inf
     return max(0.0, (cost - available) / restore_rate)
@@ -169,7 +170,7 @@ class RedisRateLimiter:
         """Take `cost` points if they are available; otherwise take nothing."""
         allowed, available = await self._run(key, cost, capacity, restore_rate, "take")
         if not allowed:
-            wait = _retry_after(cost, available, capacity, restore_rate)
+            wait = retry_after(cost, available, capacity, restore_rate)
             return BucketState(False, available, capacity, restore_rate, wait)
         return BucketState(True, available, capacity, restore_rate, 0.0)
 
