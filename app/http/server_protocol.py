@@ -7,6 +7,11 @@ descriptors), and under httptools an unfinished head is buffered without limit
 (uvicorn's `h11_max_incomplete_event_size` is h11's only). This protocol gives every
 request head a deadline and a size limit.
 
+It also writes each connection's output once per turn of the event loop
+(`CoalescingTransport`): uvicorn writes a response's head and its body separately, and on
+loopback every write is a system call that delivers to the client, as costly as the rest of
+a cached response's work.
+
 It subclasses uvicorn's non-public `HttpToolsProtocol` and reads its per-connection state:
 every uvicorn-internal name shopgraph uses is in this module, checked against the range
 `pyproject.toml` pins (`check_installed`, when the protocol is built for a server).
@@ -60,7 +65,8 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        coalescing = CoalescingTransport(transport, self.loop)
+        super().connection_made(cast("asyncio.Transport", coalescing))
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -146,6 +152,61 @@ class HeadLimitedProtocol(HttpToolsProtocol):
                 _response(status, message, code, self.server_state.default_headers)
             )
         self.transport.close()
+
+
+class CoalescingTransport:
+    """A transport whose writes of one event-loop turn leave in one system call.
+
+    A write is held until the loop's next turn (`call_soon`), so a response's head and body,
+    written back to back, are sent together; nothing waits longer than that turn. Closing
+    sends what is held first; everything else is the wrapped transport's.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Hold `data` for this turn's single write."""
+        if not data:
+            return
+        if not self._held:
+            self._loop.call_soon(self._flush)
+        self._held.append(bytes(data))
+
+    def writelines(self, lines: Any) -> None:
+        """Hold each of `lines`."""
+        for data in lines:
+            self.write(data)
+
+    def _flush(self) -> None:
+        held, self._held = self._held, []
+        if not held or self._transport.is_closing():
+            return  # the connection is gone: nothing to send it to
+        self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+
+    def get_write_buffer_size(self) -> int:
+        """The wrapped transport's buffer plus what is held."""
+        return self._transport.get_write_buffer_size() + sum(map(len, self._held))
+
+    def write_eof(self) -> None:
+        """Send what is held, then the end of the stream."""
+        self._flush()
+        self._transport.write_eof()
+
+    def close(self) -> None:
+        """Send what is held, then close."""
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        """Drop what is held and close at once."""
+        self._held = []
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def _response(
