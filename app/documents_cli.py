@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from app.engine import GraphQLExecutor, Required
 
 documents_cli = typer.Typer(
     name="documents", help="Trusted documents (persisted operations).", no_args_is_help=True
@@ -25,7 +28,8 @@ def add(
         str, typer.Option("--client", help="A partner's name, or a first-party app's.")
     ],
 ) -> None:
-    """Check every document of a manifest (schema, limits, cost) and register them all, or none."""
+    """Check every document of a manifest (schema, limits, cost; a partner's scopes) and register
+    them all, or none."""
     from app.cli import CommandError, _settings
     from app.db.checks import check_ready
     from app.engine import registration_problem
@@ -42,10 +46,13 @@ def add(
         raise CommandError(f"cannot read {manifest}: {reason}") from None
     executor = build_executor(settings, build_schema())
 
-    def check(body: str) -> str | None:
-        return registration_problem(
+    def check(body: str, partner_scopes: frozenset[str] | None) -> str | None:
+        problem = registration_problem(
             executor, body, max_cost=settings.max_query_cost, max_bytes=settings.max_query_bytes
         )
+        if problem is None and partner_scopes is not None:
+            problem = outside_partner_scopes(executor, body, partner_scopes)
+        return problem
 
     async def run() -> documents.Registered:
         entries = documents.parse_manifest(text)  # a bad file is refused before connecting
@@ -70,9 +77,12 @@ def add(
 def list_(
     client: Annotated[str | None, typer.Option("--client", help="Only this client's.")] = None,
 ) -> None:
-    """One line per registered document: client, kind, sha256:hash, operation name, size."""
+    """One line per registered document: client, kind, sha256:hash, operation name, size, and
+    for a partner's the scopes it needs (and any the partner lacks)."""
     from app.cli import _settings
     from app.db.checks import check_ready
+    from app.main import build_executor
+    from app.schema import build_schema
     from app.services import documents
 
     settings = _settings()
@@ -84,9 +94,16 @@ def list_(
         finally:
             await db.dispose()
 
-    for row in asyncio.run(run()):
+    rows = asyncio.run(run())
+    executor = build_executor(settings, build_schema()) if any(r.partner for r in rows) else None
+    for row in rows:
         kind = "partner" if row.partner else "first-party"
-        typer.echo(f"{row.client}\t{kind}\tsha256:{row.sha256}\t{row.name or '-'}\t{row.size} B")
+        scopes = "-"
+        if executor is not None and row.partner_scopes is not None:
+            scopes = scopes_needed(executor, row.body, row.partner_scopes)
+        typer.echo(
+            f"{row.client}\t{kind}\tsha256:{row.sha256}\t{row.name or '-'}\t{row.size} B\t{scopes}"
+        )
 
 
 @documents_cli.command("remove")
@@ -114,3 +131,51 @@ def remove(
     except DomainError as error:
         raise CommandError(error.message) from None
     typer.echo(f"removed {sha256} of {client!r}")
+
+
+def _always_required(executor: GraphQLExecutor, body: str) -> dict[str | None, Required] | str:
+    """The partner scopes each operation of a valid document needs whatever its variables (the
+    fields under a `@skip`/`@include` that reads a variable are left to each request), or why not."""
+    from app.engine import QueryTooComplex, always_required
+    from app.schema.scopes import SCOPE_KEY
+
+    try:
+        return always_required(executor, body, SCOPE_KEY)
+    except QueryTooComplex as error:
+        return f"QUERY_TOO_COMPLEX: {error}"
+
+
+def outside_partner_scopes(
+    executor: GraphQLExecutor, body: str, partner_scopes: frozenset[str]
+) -> str | None:
+    """Why a partner holding `partner_scopes` could never run this valid document, or None."""
+    from app.platform.scopes import outside_parts
+
+    required = _always_required(executor, body)
+    if isinstance(required, str):
+        return required
+    held = ", ".join(sorted(partner_scopes)) or "no scopes"
+    for name, needs in required.items():
+        missing = {value: where for value, where in needs.items() if value not in partner_scopes}
+        if missing:
+            shown = f"operation {name!r}" if name else "the operation"
+            return f"FORBIDDEN: {shown} is outside the partner's scopes ({held}): " + "; ".join(
+                outside_parts(missing)
+            )
+    return None
+
+
+def scopes_needed(executor: GraphQLExecutor, body: str, partner_scopes: frozenset[str]) -> str:
+    """`documents list`'s last column for a partner's document: the scopes it needs, and those
+    the partner lacks (a document registered before registration checked scopes)."""
+    if executor.prepare(body).errors:
+        return "not valid against the current schema"
+    required = _always_required(executor, body)
+    if isinstance(required, str):
+        return required
+    needed = sorted({str(value) for needs in required.values() for value in needs})
+    shown = "needs " + (",".join(needed) if needed else "no scope")
+    lacking = [value for value in needed if value not in partner_scopes]
+    if lacking:
+        shown += f" (the partner lacks {','.join(lacking)})"
+    return shown

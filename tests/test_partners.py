@@ -108,7 +108,9 @@ async def register_documents(settings: Settings, client: str, *bodies: str) -> N
     db = Database.from_settings(settings)
     try:
         entries = [ManifestEntry(sha256_hex(body), None, body) for body in bodies]
-        await add_documents(db, client=client, entries=entries, check=lambda body: None)
+        await add_documents(
+            db, client=client, entries=entries, check=lambda body, partner_scopes: None
+        )
     finally:
         await db.dispose()
 

@@ -21,7 +21,14 @@ from app.cli import main
 from app.platform.persisted_queries import sha256_hex
 from app.settings import Settings
 from tests.conftest import Backend, GraphQLClient, in_thread, serving_app, signed_in_client
-from tests.test_partners import PartnerApp, Run, basic, create_partner, token
+from tests.test_partners import (
+    PartnerApp,
+    Run,
+    basic,
+    create_partner,
+    register_documents,
+    token,
+)
 
 ACCEPT = GraphQLClient.ACCEPT
 
@@ -249,6 +256,131 @@ def test_a_missing_manifest_file_is_one_line(
 
     assert run.returncode == 2
     assert run.stderr.strip().startswith("error: cannot read"), run.stderr
+
+
+# --- a partner's scopes, checked at registration -------------------------------------------
+
+STOCK = "query Stock { products(first: 1) { edges { node { variants { sku stockQuantity } } } } }"
+STOCK_IF = """query StockIf($withStock: Boolean!) {
+  products(first: 1) { edges { node { variants { sku stockQuantity @include(if: $withStock) } } } }
+}"""
+CREATE_REVIEW = """mutation Review($input: ReviewInput!) {
+  createReview(input: $input) { review { id } userErrors { code } }
+}"""
+
+
+@pytest.fixture(scope="module")
+def stockist(backend: Backend, settings: Settings) -> PartnerApp:
+    """A partner holding catalog:read and inventory:read."""
+    made, _ = create_partner(settings, "--scope", "catalog:read", "--scope", "inventory:read")
+    return made
+
+
+def test_a_document_outside_the_partners_scopes_refuses_the_manifest(
+    settings: Settings, tmp_path: Path, shopgraph: Cli, acme: PartnerApp
+) -> None:
+    # given a partner holding catalog:read, and a manifest with a document reading stock
+    good, stock = unique(COUNT), unique(STOCK)
+
+    # when it is registered for the partner
+    run = add(shopgraph, settings, tmp_path, apollo_manifest(good, stock), acme.name)
+
+    # then one line names the hash, the missing scope and the partner's, and nothing is stored
+    assert run.returncode == 2
+    [line] = run.stderr.strip().splitlines()
+    assert f"{sha256_hex(stock)}: FORBIDDEN: operation 'Stock'" in line, line
+    assert "ProductVariant.stockQuantity: needs the scope inventory:read" in line, line
+    assert "outside the partner's scopes (catalog:read)" in line, line
+    assert line.endswith("; nothing was registered"), line
+    registered = {row[2] for row in listed(shopgraph, settings, acme.name)}
+    assert {f"sha256:{sha256_hex(good)}", f"sha256:{sha256_hex(stock)}"}.isdisjoint(registered)
+
+
+async def test_a_document_within_the_partners_scopes_is_registered_and_runs(
+    http: httpx.AsyncClient,
+    settings: Settings,
+    tmp_path: Path,
+    shopgraph: Cli,
+    stockist: PartnerApp,
+) -> None:
+    # given a partner holding catalog:read and inventory:read
+    stock = unique(STOCK)
+
+    # when the stock document is registered for it
+    run = add(shopgraph, settings, tmp_path, apollo_manifest(stock), stockist.name)
+
+    # then it is stored, listed with the scopes it needs, and the partner runs it
+    assert run.returncode == 0, run.stderr
+    assert "registered 1 documents for partner" in run.stdout
+    [row] = [
+        row
+        for row in listed(shopgraph, settings, stockist.name)
+        if row[2] == f"sha256:{sha256_hex(stock)}"
+    ]
+    assert row[5] == "needs catalog:read,inventory:read", row
+    partner = await partner_client(http, stockist)
+    ran = await partner.post("/graphql", json=by_id(stock))
+    await partner.aclose()
+    assert ran.status_code == 200, ran.text
+    variants = ran.json()["data"]["products"]["edges"][0]["node"]["variants"]
+    assert isinstance(variants[0]["stockQuantity"], int), ran.text
+
+
+def test_a_first_party_app_registers_documents_of_any_scope(
+    settings: Settings, tmp_path: Path, shopgraph: Cli
+) -> None:
+    # given a client name that is no partner's: its callers have no scopes to check
+    client = f"ios-{uuid.uuid4().hex[:8]}"
+    stock = unique(STOCK)
+
+    run = add(shopgraph, settings, tmp_path, {sha256_hex(stock): stock}, client)
+
+    assert run.returncode == 0, run.stderr
+    assert [row[1:] for row in listed(shopgraph, settings, client)] == [
+        ["first-party", f"sha256:{sha256_hex(stock)}", "-", f"{len(stock)} B", "-"]
+    ]
+
+
+def test_fields_for_people_refuse_a_partners_manifest(
+    settings: Settings, tmp_path: Path, shopgraph: Cli, stockist: PartnerApp
+) -> None:
+    review = unique(CREATE_REVIEW)
+
+    run = add(shopgraph, settings, tmp_path, apollo_manifest(review), stockist.name)
+
+    assert run.returncode == 2
+    assert sha256_hex(review) in run.stderr
+    assert "Mutation.createReview: not open to partner tokens" in run.stderr, run.stderr
+
+
+def test_a_field_under_a_variable_include_is_left_to_the_request(
+    settings: Settings, tmp_path: Path, shopgraph: Cli, acme: PartnerApp
+) -> None:
+    # given a document that reads stock only when a request asks for it
+    stock_if = unique(STOCK_IF)
+
+    # when it is registered for a partner without inventory:read
+    run = add(shopgraph, settings, tmp_path, apollo_manifest(stock_if), acme.name)
+
+    # then it is accepted (it runs with withStock false; true is refused per request)
+    assert run.returncode == 0, run.stderr
+    rows = {row[2]: row for row in listed(shopgraph, settings, acme.name)}
+    assert rows[f"sha256:{sha256_hex(stock_if)}"][5] == "needs catalog:read"
+
+
+async def test_the_list_shows_a_scope_a_partner_lacks_for_a_document_stored_unchecked(
+    settings: Settings, shopgraph: Cli, acme: PartnerApp
+) -> None:
+    # given a stock document stored for the catalog-only partner without the checks (as
+    # registrations made before the scope check may be)
+    stock = unique(STOCK)
+    await register_documents(settings, acme.name, stock)
+
+    rows = {row[2]: row for row in listed(shopgraph, settings, acme.name)}
+
+    assert rows[f"sha256:{sha256_hex(stock)}"][5] == (
+        "needs catalog:read,inventory:read (the partner lacks inventory:read)"
+    )
 
 
 # --- partners run only their own documents ---------------------------------------------------

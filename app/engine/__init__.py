@@ -13,7 +13,7 @@ from app.engine.executor import GraphQLExecutor, OperationTimeout
 from app.engine.limits import Limits, validation_rules
 from app.engine.relations import BATCH_RESOLVER, BatchResolver
 from app.engine.requirements import Required
-from app.engine.trusted import registration_problem
+from app.engine.trusted import always_required, registration_problem
 
 __all__ = [
     "BATCH_RESOLVER",
@@ -33,6 +33,7 @@ __all__ = [
     "PreparedDocument",
     "QueryTooComplex",
     "Required",
+    "always_required",
     "client_error",
     "finish_by",
     "registration_problem",

@@ -36,7 +36,13 @@ from graphql.execution import VariableValues, get_variable_values
 from app.engine.compat import field_definition
 from app.engine.cost import MAX_EXPANDED_FIELDS, QueryTooComplex
 from app.engine.plan_compile import directive_variables
-from app.engine.selections import collect, fragments_of, included, literally_included
+from app.engine.selections import (
+    collect,
+    fragments_of,
+    included,
+    literally_included,
+    unconditionally_included,
+)
 
 # value -> the schema coordinates ("Type.field") selected that declare it, sorted
 Required = Mapping[Hashable, tuple[str, ...]]
@@ -73,25 +79,32 @@ class RequiredMetadata:
             self._found[cache_key] = found
         return found
 
+    def always(self, operation: OperationDefinitionNode) -> Required:
+        """What `operation` requires whatever its variables: what the fields it selects
+        outside any `@skip`/`@include` that reads a variable declare (not cached)."""
+        return self._walked(operation, unconditionally_included)
+
     def _walk_operation(
         self, operation: OperationDefinitionNode, inputs: Mapping[str, Any] | None
     ) -> Required:
-        root = self.schema.get_root_type(operation.operation)
-        if root is None:
-            return {}
         include: Any = literally_included  # exact when no directive reads a variable
         if self.variables:
             coerced = self._directive_values(operation, inputs)
             if coerced is not None:
                 include = _Included(coerced)
-        walk = _Walk(self.schema, self.fragments, self.key, include)
         try:
-            walk.selection(root, [operation.selection_set])
+            return self._walked(operation, include)
         except GraphQLError:
             # A directive argument invalid for these values: execution reports it. Until
             # then, count every conditional selection as included (asks for the most).
-            walk = _Walk(self.schema, self.fragments, self.key, literally_included)
-            walk.selection(root, [operation.selection_set])
+            return self._walked(operation, literally_included)
+
+    def _walked(self, operation: OperationDefinitionNode, include: Any) -> Required:
+        root = self.schema.get_root_type(operation.operation)
+        if root is None:
+            return {}
+        walk = _Walk(self.schema, self.fragments, self.key, include)
+        walk.selection(root, [operation.selection_set])
         return {value: tuple(sorted(where)) for value, where in walk.found.items()}
 
     def _directive_values(

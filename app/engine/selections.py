@@ -10,7 +10,8 @@ fragment spread, an inline fragment or a directive means the same to each of the
   fragment measured once (limits: a fragment with 20 aliases spread 3 times is 60).
 
 Whether a `@skip`/`@include` selection is included is the caller's rule: plans know the
-request's variables (`included`), cost and limits only literals (`literally_included`).
+request's variables (`included`), cost and limits only literals (`literally_included`),
+trusted-document registration what every request selects (`unconditionally_included`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,16 @@ def literally_included(node: Any) -> bool:
             ):
                 return False
     return True
+
+
+def unconditionally_included(node: Any) -> bool:
+    """Included whatever the variables: no `@skip`/`@include` reads one, none leaves it out."""
+    for directive in node.directives or ():
+        if directive.name.value in ("skip", "include") and any(
+            not isinstance(argument.value, BooleanValueNode) for argument in directive.arguments
+        ):
+            return False
+    return literally_included(node)
 
 
 def included(node: Any, variables: VariableValues) -> bool:
@@ -206,4 +217,5 @@ __all__ = [
     "fragments_of",
     "included",
     "literally_included",
+    "unconditionally_included",
 ]

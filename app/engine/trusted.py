@@ -4,6 +4,10 @@ for before it runs (parse, limits, validation, cost), once, at registration.
 The cost of a registered document is taken at its largest: every page size or list
 length read from a variable is assumed at the maximum page size, so a trusted document
 is never refused as too costly at run time, whatever variables it is sent with.
+
+What a registered document's operations require (partner scopes, say) is read off the
+fields they select whatever the variables (`always_required`): a field under a
+`@skip`/`@include` that reads a variable may never be selected, so only a request decides.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from graphql import ListTypeNode, NonNullTypeNode, OperationDefinitionNode, Type
 from app.engine.cost import CostPlan
 from app.engine.errors import client_error
 from app.engine.executor import GraphQLExecutor
+from app.engine.requirements import Required, RequiredMetadata
 
 
 def largest_variables(operation: OperationDefinitionNode, size: int) -> dict[str, Any]:
@@ -61,4 +66,15 @@ def registration_problem(
     return None
 
 
-__all__ = ["largest_cost", "largest_variables", "registration_problem"]
+def always_required(executor: GraphQLExecutor, query: str, key: str) -> dict[str | None, Required]:
+    """What each operation of a valid document requires under metadata `key` with any variables.
+
+    QueryTooComplex if its fragments expand to too many fields.
+    """
+    prepared = executor.prepare(query)
+    assert prepared.document is not None and not prepared.errors, "a valid document"
+    required = RequiredMetadata(executor.core_schema, prepared.document, key)
+    return {name: required.always(operation) for name, operation in prepared.operations.items()}
+
+
+__all__ = ["always_required", "largest_cost", "largest_variables", "registration_problem"]

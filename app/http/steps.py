@@ -27,7 +27,7 @@ from app.http.pipeline import Next, RequestState
 from app.platform.charged_read import ChargedReader, take_with_due
 from app.platform.errors import Unauthenticated
 from app.platform.ratelimit import BucketState, Budget, RateLimiter
-from app.platform.scopes import USERS_ONLY
+from app.platform.scopes import USERS_ONLY, outside_parts
 
 ContextFactory = Callable[[HTTPConnection], Awaitable[Any]]
 # The scopes of the caller's token; None for callers that have none (users, anonymous).
@@ -167,21 +167,13 @@ class PartnerScopes:
 
 def outside_scopes(missing: Required) -> RequestError:
     """The 403 of an operation selecting fields its token's scopes do not cover (RFC 6750 3.1)."""
-    parts: list[str] = []
-    scopes: list[str] = []
-    for value in sorted(missing, key=str):
-        fields = ", ".join(missing[value])
-        if value == USERS_ONLY:
-            parts.append(f"{fields}: not open to partner tokens")
-        else:
-            parts.append(f"{fields}: needs the scope {value}")
-            scopes.append(str(value))
+    scopes = [str(value) for value in sorted(missing, key=str) if value != USERS_ONLY]
     challenge = 'Bearer error="insufficient_scope"'
     if scopes:
         challenge += f', scope="{" ".join(scopes)}"'
     return RequestError(
         403,
-        "Outside this token's scopes: " + "; ".join(parts),
+        "Outside this token's scopes: " + "; ".join(outside_parts(missing)),
         ErrorCode.FORBIDDEN,
         {"WWW-Authenticate": challenge},
         {

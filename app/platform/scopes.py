@@ -7,7 +7,7 @@ The README's "Partner scopes" table lists the same names and meanings.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from enum import StrEnum
 from typing import Final
 
@@ -48,3 +48,15 @@ def unknown_scopes(scopes: Iterable[str]) -> list[str]:
 def known_list() -> str:
     """The closed list as one line, for error messages."""
     return ", ".join(scope.value for scope in Scope)
+
+
+def outside_parts(missing: Mapping[Hashable, Iterable[str]]) -> list[str]:
+    """One phrase per value a partner lacks (by value): the fields declaring it and why."""
+    parts = []
+    for value in sorted(missing, key=str):
+        fields = ", ".join(missing[value])
+        if value == USERS_ONLY:
+            parts.append(f"{fields}: not open to partner tokens")
+        else:
+            parts.append(f"{fields}: needs the scope {value}")
+    return parts

@@ -4,10 +4,11 @@ A manifest is Apollo's persisted-query manifest
 (`{"format": "apollo-persisted-query-manifest", "version": 1, "operations": [{"id",
 "name", "type", "body"}]}`) or a plain `{hash: document}` map. Every hash must be the
 SHA-256 (lower-case hex) of its document's UTF-8 text, and every document must pass
-the server's checks (`check`: schema, limits and cost; app.engine.registration_problem):
-one failure refuses the whole manifest, naming the hash and the reason, and stores
-nothing. A client is a partner (by name: only that partner may run them) or a
-first-party app (any other name: anonymous and signed-in callers may run them).
+the server's checks (`check`: schema, limits and cost; app.engine.registration_problem;
+for a partner also its scopes: a document its scopes can never run is refused): one
+failure refuses the whole manifest, naming the hash and the reason, and stores nothing.
+A client is a partner (by name: only that partner may run them) or a first-party app
+(any other name: anonymous and signed-in callers may run them).
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ NAME_MAX = 200
 HASH = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
 OPERATION_TYPES = ("query", "mutation", "subscription")
 
-# Why a document cannot be registered (schema, limits, cost), or None: built by the caller
-# from the server's engine and settings.
-Check = Callable[[str], str | None]
+# Why a document cannot be registered, or None: built by the caller from the server's engine
+# and settings. Called with the document and the scopes of the partner the client is (None
+# for a first-party app: no scopes are checked for its callers).
+Check = Callable[[str, frozenset[str] | None], str | None]
 
 
 class ManifestError(DomainError):
@@ -72,6 +74,8 @@ class DocumentRow:
     sha256: str
     name: str | None
     size: int
+    body: str
+    partner_scopes: frozenset[str] | None  # what the partner holds; None for a first-party app
 
 
 def parse_manifest(text: str) -> list[ManifestEntry]:
@@ -132,15 +136,19 @@ async def add_documents(
 ) -> Registered:
     """Register every entry for `client`, or none: ManifestError names the first that fails."""
     client = _client_name(client)
-    for entry in entries:
-        reason = check(entry.body)
-        if reason is not None:
-            raise ManifestError(f"{entry.sha256}: {reason}")
     async with db.unit_of_work() as work:
         connection = work.connection
-        partner_id = (
-            await connection.execute(select(partners.c.id).where(partners.c.name == client))
-        ).scalar_one_or_none()
+        partner = (
+            await connection.execute(
+                select(partners.c.id, partners.c.scopes).where(partners.c.name == client)
+            )
+        ).one_or_none()
+        partner_id = None if partner is None else partner.id
+        held = None if partner is None else frozenset(partner.scopes or ())
+        for entry in entries:
+            reason = check(entry.body, held)
+            if reason is not None:
+                raise ManifestError(f"{entry.sha256}: {reason}")
         known = set(
             (
                 await connection.execute(
@@ -170,19 +178,32 @@ async def add_documents(
 
 async def list_documents(db: Database, *, client: str | None = None) -> list[DocumentRow]:
     """The registered documents, of one client or of all, by client then name."""
-    query = select(
-        documents.c.client,
-        documents.c.partner_id,
-        documents.c.sha256,
-        documents.c.name,
-        documents.c.body,
-    ).order_by(documents.c.client, documents.c.name, documents.c.sha256)
+    query = (
+        select(
+            documents.c.client,
+            documents.c.partner_id,
+            documents.c.sha256,
+            documents.c.name,
+            documents.c.body,
+            partners.c.scopes,
+        )
+        .outerjoin(partners, partners.c.id == documents.c.partner_id)
+        .order_by(documents.c.client, documents.c.name, documents.c.sha256)
+    )
     if client is not None:
         query = query.where(documents.c.client == client.strip())
     async with db.read() as connection:
         rows = (await connection.execute(query)).all()
     return [
-        DocumentRow(row.client, row.partner_id is not None, row.sha256, row.name, len(row.body))
+        DocumentRow(
+            row.client,
+            row.partner_id is not None,
+            row.sha256,
+            row.name,
+            len(row.body),
+            row.body,
+            None if row.partner_id is None else frozenset(row.scopes or ()),
+        )
         for row in rows
     ]
 
