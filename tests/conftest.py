@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,6 +28,7 @@ from app.main import create_app
 from app.platform.logging import configure_logging
 from app.services.seed import seed_catalog
 from app.settings import Settings
+from tests.redis_server import RedisServer
 
 PG_URL = os.environ.get("SHOPGRAPH_TEST_DATABASE_URL") or None
 REDIS_URL = os.environ.get("SHOPGRAPH_TEST_REDIS_URL") or None
@@ -313,3 +314,14 @@ async def staff(app_client: httpx.AsyncClient, settings: Settings) -> GraphQLCli
 async def admin(app_client: httpx.AsyncClient, settings: Settings) -> GraphQLClient:
     """A signed-in admin."""
     return await signed_in_client(app_client, settings, role="ADMIN", email="admin@test.example")
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A started redis-server of this test's own; killed afterwards."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -162,6 +162,46 @@ async def test_an_empty_bucket_refuses_even_typename_before_the_parse(
         assert documents.prepared == 1, "only `{ __typename }` was ever parsed"
 
 
+async def test_a_cached_document_refused_after_admission_still_pays_its_charge(
+    backend: Backend, key_prefix: str
+) -> None:
+    # given a document costing more than the maximum (admitted, then refused for its cost)
+    app = _app(backend, key_prefix, rate_limit_capacity=1000, max_query_cost=3)
+    costly = "{ products(first: 10) { edges { node { name } } } }"
+    async for client in _client(app):
+        first = await client.post(costly)  # a new document: 1 + 1 per started KB
+        second = await client.post(costly)  # cached: its charge is taken with no parse
+
+        # then both are refused for their cost, and each paid its admission
+        for response in (first, second):
+            assert response.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+        assert _cost(second)["admissionCost"] == 1
+        assert _cost(second)["throttleStatus"]["currentlyAvailable"] == 1000 - 2 - 1
+
+
+async def test_a_cached_document_is_throttled_when_its_charge_does_not_fit(
+    backend: Backend, key_prefix: str
+) -> None:
+    # given a bucket of 3: an over-cost document admitted twice (2 new + 1 cached)
+    app = _app(backend, key_prefix, rate_limit_capacity=3, max_query_cost=1)
+    costly = "{ products(first: 10) { edges { node { name } } } }"
+    async for client in _client(app):
+        for _ in range(2):
+            refused = await client.post(costly)
+            assert refused.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+
+        # when it comes again with the bucket empty
+        response = await client.post(costly)
+
+        # then the answer is the throttle's, not the cost check's: nothing else is said
+        body = response.json()
+        assert response.status_code == 429, body
+        [error] = body["errors"]
+        assert error["extensions"]["code"] == "THROTTLED"
+        assert "admitting the request costs 1 points" in error["message"]
+        assert "data" not in body
+
+
 async def test_a_caller_whose_bucket_is_empty_gets_its_429_late(
     backend: Backend, key_prefix: str
 ) -> None:

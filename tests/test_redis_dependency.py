@@ -11,89 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
-import subprocess
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-from redis import Redis as SyncRedis
-from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from structlog.testing import capture_logs
 
 from app.main import create_app
 from app.platform.ratelimit import build_rate_limiter, redis_client_from_settings
 from tests.conftest import Backend
+from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 
 QUERY = "{ __typename }"
 CLIENT_IP = "10.9.9.9"
 UNREACHABLE = "rate limit store unreachable; limiting per process"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class RedisServer:
-    """A redis-server of this test's own, without persistence, that can be killed and restarted."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start it and wait (at most 10 s) until it answers PING."""
-        self.process = subprocess.Popen(
-            [
-                *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with SyncRedis.from_url(self.url, socket_connect_timeout=0.2) as client:
-                    client.ping()
-                return
-            except RedisError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        """Kill it (SIGKILL: no goodbye to the clients) and wait for it to end."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
-
-    def keys(self) -> list[str]:
-        """Every key it holds."""
-        with SyncRedis.from_url(self.url) as client:
-            return sorted(key.decode() for key in client.keys("*"))
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    """A started redis-server of this test's own; killed afterwards."""
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 @asynccontextmanager
