@@ -10,7 +10,6 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import HTTPConnection
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -23,7 +22,7 @@ from app.engine import CostModel, GraphQLExecutor, Limits, settle_unwinding, val
 from app.http.admission import Admission, RefuseNul
 from app.http.graphql import STATIC_DIR, GraphQLEndpoint, request_id_of
 from app.http.health import Check, Readiness, health
-from app.http.middleware import InternalErrorMiddleware, ResponseHeadersMiddleware
+from app.http.middleware import GZipOnRequest, InternalErrorMiddleware, ResponseHeadersMiddleware
 from app.http.oauth import TokenEndpoint
 from app.http.persisted import AnswerUnresolved, Policy, ResolveDocument
 from app.http.pipeline import Pipeline, Step
@@ -240,7 +239,7 @@ def create_app(settings: Settings) -> Starlette:
             Middleware(ResponseHeadersMiddleware, hsts=settings.env is Environment.PRODUCTION),
             *_cors(settings),
             Middleware(InternalErrorMiddleware),
-            Middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes),
+            Middleware(GZipOnRequest, minimum_size=settings.gzip_min_bytes),
         ],
         lifespan=lifespan,
     )

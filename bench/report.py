@@ -72,6 +72,8 @@ HEADLINE = [
     ("W1e", "W5", "storefront listing, entity-cached: shopgraph / PostGraphile 5"),
     ("W1r", "W5", "storefront listing, response-cached: shopgraph / PostGraphile 5"),
     ("W1r", "W0", "storefront listing, response-cached: shopgraph / bare Starlette"),
+    ("W0r", "W0", "bare Starlette answering from one Redis GET / bare Starlette"),
+    ("W1r", "W0r", "storefront listing, response-cached / bare Starlette + one Redis GET"),
     ("W1e", "W1c", "storefront listing: entity cache / no caches"),
     ("W1r", "W1c", "storefront listing: response cache / no caches"),
 ]

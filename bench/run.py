@@ -288,7 +288,7 @@ def statement_phase(
         if "W6" in results:
             _try(results["W6"], _count_floor, proxy, db.dsn(proxy_port), results["W6"])
         for workload in chosen:
-            if workload.target is Target.BARE:
+            if workload.target in (Target.BARE, Target.BARE_REDIS):
                 results[workload.key].statements = 0
                 results[workload.key].statements_data = 0
     finally:

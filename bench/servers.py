@@ -34,6 +34,10 @@ PEER_PACKAGES = {Target.POSTGRAPHILE5: "postgraphile", Target.POSTGRAPHILE4: "po
 POSTGRAPHILE5_CLI = NODE_MODULES / "postgraphile" / "dist" / "cli-run.js"
 POSTGRAPHILE4_CLI = NODE_MODULES / "postgraphile4" / "cli.js"
 
+# W0r: the key and size of the body its endpoint reads from Redis (W1's response: ~20 KB).
+W0R_KEY = "bench:w0r"
+W0R_BODY_BYTES = 20_183
+
 # W1n's partner tier: a budget no load generator empties, beside the default tiers.
 BENCH_TIER = "bench"
 BENCH_TIERS = f"standard:1000/50,premium:5000/250,{BENCH_TIER}:10000000/1000000"
@@ -178,6 +182,28 @@ class Servers:
             procs.Server("bare", argv, port, WORK / "logs" / "bare.log"), dict(os.environ)
         )
 
+    def bare_redis(self) -> procs.Server:
+        """W0r's bare endpoint answering a W1-sized JSON body from the bench's Redis.
+
+        The body (`W0R_BODY_BYTES` of JSON) is stored under its key in the bench's own Redis
+        database before the server starts.
+        """
+        body = b'{"data":{"filler":"' + b"x" * (W0R_BODY_BYTES - 21) + b'"}}'
+        client = redis.Redis.from_url(self.redis_url, socket_timeout=10)
+        try:
+            client.set(W0R_KEY, body)
+        finally:
+            client.close()
+        port = procs.free_port()
+        argv = [
+            str(BIN / "python"), "-m", "uvicorn", "bare_app:redis_app", "--app-dir", str(BENCH),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--loop", "uvloop",
+            "--http", "httptools", "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+        env = {**os.environ, "BENCH_REDIS_URL": self.redis_url, "BENCH_REDIS_KEY": W0R_KEY}
+        log = WORK / "logs" / "bare-redis.log"
+        return self._start(procs.Server("bare-redis", argv, port, log), env)
+
     def postgraphile5(self, *, db_port: int | None = None) -> procs.Server:
         """PostGraphile 5 (Amber preset, bench/graphile.config.mjs): no mutations, GraphiQL or explain."""
         port = procs.free_port()
@@ -217,6 +243,8 @@ class Servers:
             return self.shopgraph(cache=cache)
         if target is Target.BARE:
             return self.bare()
+        if target is Target.BARE_REDIS:
+            return self.bare_redis()
         if target in PEER_PACKAGES:
             return self.peer(target)
         raise ValueError(f"no server for {target}")

@@ -18,6 +18,7 @@ class Target(StrEnum):
     # shopgraph with the default per-IP budget, W1 sent by a partner beside a flood (W1n)
     SHOPGRAPH_FLOODED = "shopgraph-flooded"
     BARE = "bare"
+    BARE_REDIS = "bare-redis"  # W0r: the bare endpoint answering a body from Redis
     POSTGRAPHILE5 = "postgraphile5"
     POSTGRAPHILE4 = "postgraphile4"
     FLOOR = "floor"
@@ -223,6 +224,13 @@ def all_workloads(product_slug: str) -> list[Workload]:
         Workload("W4", "shopgraph { __typename }", Target.SHOPGRAPH, Role.SUBJECT, W4_TYPENAME),
         Workload(
             "W0", "bare Starlette endpoint, small JSON", Target.BARE, Role.BASELINE, W4_TYPENAME
+        ),
+        Workload(
+            "W0r",
+            "bare Starlette endpoint, a 20 KB body from one Redis GET",
+            Target.BARE_REDIS,
+            Role.BASELINE,
+            W4_TYPENAME,
         ),
         Workload(
             "W5", "PostGraphile 5, W1's data", Target.POSTGRAPHILE5, Role.PEER, W5_POSTGRAPHILE5

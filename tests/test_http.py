@@ -367,6 +367,26 @@ async def test_a_large_response_is_gzipped(app_client: httpx.AsyncClient) -> Non
     assert b'"products"' in gzip.decompress(raw)
 
 
+async def test_a_client_that_does_not_ask_for_gzip_gets_identity_with_vary(
+    app_client: httpx.AsyncClient,
+) -> None:
+    request = app_client.build_request(
+        "POST", "/graphql", json={"query": LARGE_PAGE}, headers={"accept-encoding": "identity"}
+    )
+
+    response = await app_client.send(request, stream=True)
+    raw = b"".join([chunk async for chunk in response.aiter_raw()])
+    await response.aclose()
+
+    assert response.status_code == 200
+    assert "content-encoding" not in response.headers
+    assert b'"products"' in raw
+    # the same URL answers gzip to others: shared caches must keep the two apart
+    assert response.headers["vary"] == "Accept-Encoding"
+    gzipped = await _post(app_client, LARGE_PAGE, headers={"accept-encoding": "gzip"})
+    assert gzipped.headers.get_list("vary") == ["Accept-Encoding"]
+
+
 async def test_a_small_response_is_not_gzipped(app_client: httpx.AsyncClient) -> None:
     response = await _post(app_client, TYPENAME, headers={"accept-encoding": "gzip"})
 

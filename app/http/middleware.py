@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.http.errors import internal_error_bytes, log_unexpected, stray_cancellation
@@ -42,6 +43,9 @@ class ResponseHeadersMiddleware:
     def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
         common = [
+            # Any response may be gzipped for a client that asks (GZipOnRequest): caches
+            # must keep the encodings apart.
+            (b"vary", b"Accept-Encoding"),
             (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"no-referrer"),
             (b"x-frame-options", b"DENY"),
@@ -137,3 +141,25 @@ class InternalErrorMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class GZipOnRequest:
+    """Starlette's GZipMiddleware for clients that accept gzip; no wrapper for the others.
+
+    Starlette wraps every response, also those it will not compress, to add `Vary`;
+    ResponseHeadersMiddleware adds `Vary: Accept-Encoding` to every response instead, so a
+    client that does not ask for gzip costs nothing here.
+    """
+
+    def __init__(self, app: ASGIApp, *, minimum_size: int) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=minimum_size)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Compress when the request accepts gzip; else pass the response through."""
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"accept-encoding" and b"gzip" in value.lower():
+                    await self.gzip(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
