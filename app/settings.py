@@ -20,12 +20,12 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.settings_text import (
-    KEY_ID,
     MAX_TIER_CAPACITY,
     MAX_TIER_RESTORE_RATE,
     as_list,
     as_mapping,
     data_key,
+    data_keys,
     mailbox,
     network,
     origin,
@@ -231,11 +231,7 @@ class Settings(BaseSettings):
     def _parse_data_keys(cls, value: object) -> object:
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
-        keys = as_mapping(value, entry="key_id:base64key", example="k1:base64key,k2:base64key")
-        for kid in keys:
-            if not KEY_ID.match(kid):
-                raise ValueError(f"key id {kid!r} may hold only 1-32 letters, digits, '_' and '-'")
-        return {kid: data_key(f"key {kid!r}", secret) for kid, secret in keys.items()}
+        return data_keys(value)
 
     @field_validator("data_hash_key", mode="before")
     @classmethod

@@ -125,6 +125,15 @@ def tier(name: str, spec: object) -> tuple[int, float]:
     return capacity, rate
 
 
+def data_keys(value: object) -> dict[str, bytes]:
+    """key id -> 32-byte key, from `kid:base64,kid2:base64` text or a JSON object."""
+    keys = as_mapping(value, entry="key_id:base64key", example="k1:base64key,k2:base64key")
+    for kid in keys:
+        if not KEY_ID.match(kid):
+            raise ValueError(f"key id {kid!r} may hold only 1-32 letters, digits, '_' and '-'")
+    return {kid: data_key(f"key {kid!r}", secret) for kid, secret in keys.items()}
+
+
 def data_key(name: str, value: object) -> bytes:
     """A 32-byte key from base64 text (standard or URL-safe alphabet); the message never echoes it."""
     if not isinstance(value, str | bytes):
