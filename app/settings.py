@@ -9,7 +9,14 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    SecretBytes,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.settings_text import (
@@ -17,8 +24,12 @@ from app.settings_text import (
     MAX_TIER_RESTORE_RATE,
     as_list,
     as_mapping,
+    data_key,
+    data_keys,
+    mailbox,
     network,
     origin,
+    smtp_url,
     tier,
 )
 
@@ -109,6 +120,23 @@ class Settings(BaseSettings):
     oauth_max_failures_per_client: Annotated[int, Field(ge=1, le=10_000)] = 10
     oauth_max_failures_per_ip: Annotated[int, Field(ge=1, le=10_000)] = 20
 
+    # Personal data at rest (README: Personal data): AES-256-GCM keys by key id, the one that
+    # encrypts, and the HMAC key of search hashes. Unset in development: derived from SECRET_KEY.
+    data_keys: Annotated[dict[str, SecretBytes] | None, NoDecode] = Field(
+        default=None,
+        description="key id -> 32 random bytes in base64, as `k1:base64,k2:base64` or a JSON "
+        "object; every key decrypts, DATA_KEY_ID encrypts. Production refuses to start without.",
+    )
+    data_key_id: str | None = None
+    data_hash_key: SecretBytes | None = None
+
+    # Mail (README: Mail): SMTP when smtp_url is set, else .eml files in outbox_dir.
+    smtp_url: str | None = Field(default=None, repr=False)  # may carry a password
+    smtp_starttls: Literal["auto", "require", "off"] = "auto"
+    smtp_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
+    mail_from: Annotated[str, AfterValidator(mailbox)] = "shopgraph <no-reply@shopgraph.localhost>"
+    outbox_dir: Annotated[str, Field(min_length=1)] = "outbox"
+
     # Query limits, checked before execution
     max_query_depth: Annotated[int, Field(ge=1, le=100)] = 10
     max_aliases: Annotated[int, Field(ge=1, le=1000)] = 30
@@ -198,6 +226,25 @@ class Settings(BaseSettings):
                 raise ValueError(f"key {kid!r} needs a non-empty kid and secret")
         return keys
 
+    @field_validator("data_keys", mode="before")
+    @classmethod
+    def _parse_data_keys(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return data_keys(value)
+
+    @field_validator("data_hash_key", mode="before")
+    @classmethod
+    def _parse_data_hash_key(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return data_key("the key", value)
+
+    @field_validator("smtp_url", mode="before")
+    @classmethod
+    def _parse_smtp_url(cls, value: object) -> object:
+        return None if value in (None, "") else smtp_url(value)
+
     @field_validator("partner_tiers", mode="before")
     @classmethod
     def _parse_partner_tiers(cls, value: object) -> object:
@@ -260,9 +307,25 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"SHOPGRAPH_JWT_KEYS: every key needs at least {MIN_SECRET_KEY_LENGTH} characters"
             )
+        self._check_data_keys()
         if self.default_page_size > self.max_page_size:
             raise ValueError("SHOPGRAPH_DEFAULT_PAGE_SIZE: must not exceed SHOPGRAPH_MAX_PAGE_SIZE")
         return self
+
+    def _check_data_keys(self) -> None:
+        keys = {kid: key.get_secret_value() for kid, key in (self.data_keys or {}).items()}
+        if self.data_key_id is not None and self.data_key_id not in keys:
+            raise ValueError("SHOPGRAPH_DATA_KEY_ID: names no key of SHOPGRAPH_DATA_KEYS")
+        if self.env is not Environment.PRODUCTION:
+            return
+        if not keys:
+            raise ValueError("SHOPGRAPH_DATA_KEYS: production needs keys for personal data")
+        if self.data_hash_key is None:
+            raise ValueError("SHOPGRAPH_DATA_HASH_KEY: production needs a key for search hashes")
+        if self.data_hash_key.get_secret_value() in keys.values():
+            raise ValueError(
+                "SHOPGRAPH_DATA_HASH_KEY: must differ from every SHOPGRAPH_DATA_KEYS key"
+            )
 
     @property
     def introspection_enabled(self) -> bool:

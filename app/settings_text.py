@@ -6,16 +6,24 @@ Environment variables are text; these parsers turn the forms the README document
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import json
 import math
 import re
+from email.headerregistry import Address
+from email.utils import parseaddr
 from typing import Any
+from urllib.parse import urlsplit
 
 MAX_TIER_CAPACITY = 10_000_000
 MAX_TIER_RESTORE_RATE = 1_000_000
 ORIGIN = re.compile(r"^https?://[^/?#\s]+$")
 TIER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# Key ids travel inside every ciphertext (app/platform/crypto.py): no separator in them.
+KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+DATA_KEY_BYTES = 32  # AES-256
 
 
 def as_list(value: object) -> list[Any]:
@@ -115,3 +123,59 @@ def tier(name: str, spec: object) -> tuple[int, float]:
             f"tier {name!r}: restore rate must be above 0 and at most {MAX_TIER_RESTORE_RATE}"
         )
     return capacity, rate
+
+
+def data_keys(value: object) -> dict[str, bytes]:
+    """key id -> 32-byte key, from `kid:base64,kid2:base64` text or a JSON object."""
+    keys = as_mapping(value, entry="key_id:base64key", example="k1:base64key,k2:base64key")
+    for kid in keys:
+        if not KEY_ID.match(kid):
+            raise ValueError(f"key id {kid!r} may hold only 1-32 letters, digits, '_' and '-'")
+    return {kid: data_key(f"key {kid!r}", secret) for kid, secret in keys.items()}
+
+
+def data_key(name: str, value: object) -> bytes:
+    """A 32-byte key from base64 text (standard or URL-safe alphabet); the message never echoes it."""
+    if not isinstance(value, str | bytes):
+        raise ValueError(f"{name} must be base64 text")
+    text = value.decode() if isinstance(value, bytes) else value
+    text = text.strip().replace("-", "+").replace("_", "/")
+    try:
+        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{name} is not base64 text") from None
+    if len(key) != DATA_KEY_BYTES:
+        raise ValueError(
+            f"{name} must be {DATA_KEY_BYTES} random bytes in base64 (got {len(key)} bytes), e.g. "
+            "from python3 -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())'"
+        )
+    return key
+
+
+def smtp_url(value: object) -> str:
+    """An SMTP server URL, smtp://[user:password@]host[:port] or smtps://; never echoed."""
+    if not isinstance(value, str):
+        raise ValueError("must be text like smtp://user:password@host:587")
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        raise ValueError("is not a URL like smtp://user:password@host:587") from None
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("must be smtp://[user:password@]host[:port] or smtps://… (implicit TLS)")
+    if port == 0 or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("must be smtp://[user:password@]host[:port], nothing after the port")
+    return value.strip()
+
+
+def mailbox(value: str) -> str:
+    """A From address, `Name <user@domain>` or `user@domain`."""
+    _, address = parseaddr(value)
+    user, at, domain = address.rpartition("@")
+    if not (at and user and domain and "." in domain) or len(value) > 320:
+        raise ValueError(f"{value!r} is not a mailbox like Shop <no-reply@shop.example>")
+    try:
+        Address(addr_spec=address)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a mailbox like Shop <no-reply@shop.example>") from None
+    return value

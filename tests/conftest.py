@@ -7,6 +7,7 @@ SHOPGRAPH_TEST_REQUIRE_SERVICES=1 turns a missing or unreachable service into a 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import uuid
@@ -35,6 +36,12 @@ REDIS_URL = os.environ.get("SHOPGRAPH_TEST_REDIS_URL") or None
 REQUIRE_SERVICES = os.environ.get("SHOPGRAPH_TEST_REQUIRE_SERVICES") == "1"
 SEED_PRODUCTS = 60
 RUN_ID = uuid.uuid4().hex[:12]
+# Production refuses to start without the personal-data keys: fixed test keys, as text
+# (settings keyword arguments or SHOPGRAPH_* variables alike).
+PRODUCTION_DATA_KEYS = {
+    "data_keys": "k1:" + base64.b64encode(bytes(range(32))).decode(),
+    "data_hash_key": base64.b64encode(bytes(range(32, 64))).decode(),
+}
 
 
 def _backends() -> list[str]:

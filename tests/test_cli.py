@@ -187,6 +187,7 @@ NONSENSE: dict[str, str] = {name: "x" for name in Settings.model_fields} | {
     "host": "not a host",
     "rate_limit_key_prefix": "",
     "cache_key_prefix": "",
+    "outbox_dir": "",
 }
 
 

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import Backend, GraphQLClient
+from tests.conftest import PRODUCTION_DATA_KEYS, Backend, GraphQLClient
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -62,7 +62,9 @@ async def small_body_client(backend: Backend) -> AsyncIterator[httpx.AsyncClient
 @pytest.fixture
 async def production_client(backend: Backend) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app with production settings (debug left to its default)."""
-    settings = backend.settings(env="production", secret_key="p" * 40, debug=None)
+    settings = backend.settings(
+        env="production", secret_key="p" * 40, debug=None, **PRODUCTION_DATA_KEYS
+    )
     async for client in _client_for(create_app(settings)):
         yield client
 

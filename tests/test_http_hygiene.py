@@ -10,7 +10,7 @@ import pytest
 from starlette.applications import Starlette
 
 from app.main import create_app
-from tests.conftest import Backend
+from tests.conftest import PRODUCTION_DATA_KEYS, Backend
 
 ORIGIN = "https://shop.example"
 COMMON_HEADERS = {
@@ -33,7 +33,9 @@ async def _clients(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def production_client(backend: Backend) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app with production settings."""
-    settings = backend.settings(env="production", secret_key="p" * 40, debug=None)
+    settings = backend.settings(
+        env="production", secret_key="p" * 40, debug=None, **PRODUCTION_DATA_KEYS
+    )
     async for client in _clients(create_app(settings)):
         yield client
 

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import Backend, GraphQLClient
+from tests.conftest import PRODUCTION_DATA_KEYS, Backend, GraphQLClient
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
@@ -93,7 +93,9 @@ async def tableless(tmp_path: Path) -> AsyncIterator[GraphQLClient]:
 
 
 def _production(backend: Backend, **overrides: Any) -> Settings:
-    return backend.settings(env="production", secret_key="p" * 40, debug=None, **overrides)
+    return backend.settings(
+        env="production", secret_key="p" * 40, debug=None, **PRODUCTION_DATA_KEYS, **overrides
+    )
 
 
 @pytest.fixture

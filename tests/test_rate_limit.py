@@ -38,7 +38,14 @@ from app.platform.ratelimit import (
 )
 from app.platform.tokens import TokenService
 from app.settings import Settings
-from tests.conftest import REDIS_URL, REQUIRE_SERVICES, Backend, GraphQLClient, signed_in_client
+from tests.conftest import (
+    PRODUCTION_DATA_KEYS,
+    REDIS_URL,
+    REQUIRE_SERVICES,
+    Backend,
+    GraphQLClient,
+    signed_in_client,
+)
 from tests.test_partners import register_documents
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -293,6 +300,7 @@ async def test_rate_limits_are_on_by_default(backend: Backend, env: str) -> None
         env=env,
         secret_key="p" * 40,
         rate_limit_key_prefix=f"shopgraph-test:{uuid.uuid4().hex}:",
+        **PRODUCTION_DATA_KEYS,
     )
     assert settings.rate_limiting_enabled
     async for client in _clients(create_app(settings)):

@@ -21,7 +21,7 @@ from app.services.seed import (
     DemoStaff,
     seed_demo_staff,
 )
-from tests.conftest import _backends, in_thread, make_backend
+from tests.conftest import PRODUCTION_DATA_KEYS, _backends, in_thread, make_backend
 
 SHOPGRAPH = Path(sys.executable).parent / "shopgraph"
 
@@ -106,7 +106,7 @@ def test_the_seed_command_prints_the_demo_login_in_development(tmp_path: Path) -
 
 
 def test_the_seed_command_adds_no_staff_login_in_production(tmp_path: Path) -> None:
-    production = {"env": "production", "secret_key": "s" * 48}
+    production = {"env": "production", "secret_key": "s" * 48, **PRODUCTION_DATA_KEYS}
     assert _shopgraph(tmp_path, "migrate", **production).returncode == 0
     seeded = _shopgraph(tmp_path, "seed", "--products", "3", **production)
     assert seeded.returncode == 0, seeded.stderr

@@ -14,6 +14,7 @@ from app.settings import (
     SettingsError,
     load_settings,
 )
+from tests.conftest import PRODUCTION_DATA_KEYS
 
 PRODUCTION_SECRET = "s" * MIN_SECRET_KEY_LENGTH
 
@@ -90,7 +91,7 @@ def test_production_refuses_a_weak_secret(secret: str | None) -> None:
 
 
 def test_production_accepts_a_long_secret() -> None:
-    settings = load_settings(env="production", secret_key=PRODUCTION_SECRET)
+    settings = load_settings(env="production", secret_key=PRODUCTION_SECRET, **PRODUCTION_DATA_KEYS)
 
     assert settings.env is Environment.PRODUCTION
 
@@ -117,12 +118,19 @@ def test_debug_defaults_on_in_development() -> None:
 
 
 def test_debug_defaults_off_in_production() -> None:
-    assert load_settings(env="production", secret_key=PRODUCTION_SECRET).debug_enabled is False
+    assert (
+        load_settings(
+            env="production", secret_key=PRODUCTION_SECRET, **PRODUCTION_DATA_KEYS
+        ).debug_enabled
+        is False
+    )
 
 
 @pytest.mark.parametrize(("env", "debug"), [("development", False), ("production", True)])
 def test_debug_can_be_set_explicitly(env: str, debug: bool) -> None:
-    settings = load_settings(env=env, secret_key=PRODUCTION_SECRET, debug=debug)
+    settings = load_settings(
+        env=env, secret_key=PRODUCTION_SECRET, debug=debug, **PRODUCTION_DATA_KEYS
+    )
 
     assert settings.debug_enabled is debug
 

@@ -1,0 +1,1 @@
+"""Payments: gateways (authorize, capture, refund) with no GraphQL in them."""
