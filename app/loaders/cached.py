@@ -5,10 +5,10 @@ loads only the misses from the database and fills the cache with them, each entr
 with what it was read from (`Product:42`, `Product:list`); the cache refuses a fill whose
 tags changed since the batch's read, so a row read before a commit never outlives it.
 
-Values are stored as JSON with the row's column names, and the columns holding datetimes
-listed, so rows come back as the same `Row`s with the same value types (no pickle: what
-Redis holds is data, never code). Staff loaders (unpublished products visible) neither
-read nor fill the cache: the cache holds the public view only.
+Values are stored as compact JSON (app/loaders/codec.py) that comes back as the same `Row`s
+with the same value types, the row metadata built once per row shape. Staff loaders
+(unpublished products visible) neither read nor fill the cache: the cache holds the public
+view only.
 
 Every loader also names the tags of what it returned (`tags`), hit or miss: the response
 cache tags a response with the tags its loaders read. A loader that cannot name them (the
@@ -18,22 +18,16 @@ viewer's own data) makes its request's response uncacheable.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-import orjson
 import structlog
-from sqlalchemy import Row
 
-from app.db.compat import make_rows, row_metadata
-from app.loaders.paging import Page
+from app.loaders.codec import CODEC_VERSION, decode_value, encode_value
 from app.platform.cache import CacheStats, Entry, TaggedCache
 
 logger = structlog.get_logger("shopgraph.cache")
-
-CODEC_VERSION = "1"  # part of every entity key: a new value format never reads an old one
 
 
 @dataclass(eq=False)
@@ -59,59 +53,6 @@ def cache_key(loader: str, key: Hashable) -> str:
         return f"{CODEC_VERSION}:{loader}:{key}"
     digest = hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
     return f"{CODEC_VERSION}:{loader}:#{digest}"
-
-
-def _rows_payload(rows: Sequence[Row[Any]]) -> dict[str, Any]:
-    if not rows:
-        return {"f": [], "d": [], "r": []}
-    first = rows[0]
-    return {
-        "f": list(first._fields),
-        "d": [index for index, value in enumerate(first) if isinstance(value, datetime)],
-        "r": [tuple(row) for row in rows],
-    }
-
-
-def _rows(payload: dict[str, Any]) -> list[Row[Any]]:
-    fields: list[str] = payload["f"]
-    records: list[list[Any]] = payload["r"]
-    for index in payload["d"]:
-        for record in records:
-            if record[index] is not None:
-                record[index] = datetime.fromisoformat(record[index])
-    metadata = row_metadata(fields, [() for _ in fields])
-    return make_rows(metadata, None, records)
-
-
-def encode_value(value: Any) -> bytes:
-    """A loader value (a row or None, a list of rows, a page of rows, an int) as bytes."""
-    if value is None:
-        return b"null"
-    if isinstance(value, int):
-        return orjson.dumps({"i": value})
-    if isinstance(value, Row):
-        return orjson.dumps({"o": _rows_payload([value])})
-    if isinstance(value, Page):
-        return orjson.dumps(
-            {"p": _rows_payload(value.rows), "n": value.has_next, "b": value.has_previous}
-        )
-    if isinstance(value, list):
-        return orjson.dumps({"l": _rows_payload(value)})
-    raise TypeError(f"cannot cache a {type(value).__name__}")
-
-
-def decode_value(raw: bytes) -> Any:
-    """The loader value `encode_value` stored."""
-    payload = orjson.loads(raw)
-    if payload is None:
-        return None
-    if "i" in payload:
-        return payload["i"]
-    if "o" in payload:
-        return _rows(payload["o"])[0]
-    if "p" in payload:
-        return Page(_rows(payload["p"]), payload["n"], payload["b"])
-    return _rows(payload["l"])
 
 
 async def load_through_cache(
