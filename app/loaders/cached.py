@@ -1,9 +1,10 @@
 """The entity cache behind the loaders: one cache round trip per batch, the misses from SQL.
 
 A cached loader batch asks the tagged cache (app.platform.cache) for all its keys at once,
-loads only the misses from the database and fills the cache with them, each entry tagged
-with what it was read from (`Product:42`, `Product:list`); the cache refuses a fill whose
-tags changed since the batch's read, so a row read before a commit never outlives it.
+in one read with the batches of sibling fields that start beside it, loads only the misses
+from the database and fills the cache with them, each entry tagged with what it was read
+from (`Product:42`, `Product:list`); the cache refuses a fill whose tags changed since the
+batch's read, so a row read before a commit never outlives it.
 
 Values are stored as compact JSON (app/loaders/codec.py) that comes back as the same `Row`s
 with the same value types, the row metadata built once per row shape. Staff loaders
@@ -17,6 +18,7 @@ viewer's own data) makes its request's response uncacheable.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from typing import Any
 import structlog
 
 from app.loaders.codec import CODEC_VERSION, decode_value, encode_value
-from app.platform.cache import CacheStats, Entry, TaggedCache
+from app.platform.cache import CacheStats, Entry, Snapshot, TaggedCache
 
 logger = structlog.get_logger("shopgraph.cache")
 
@@ -38,6 +40,40 @@ class ReadTags:
     untaggable: bool = False  # some loader read data it cannot tag (the viewer's own)
 
 
+class ReadsOfOneTurn:
+    """The cache reads loader batches start in one turn of the event loop, as one store read.
+
+    Sibling fields resolve concurrently, so a listing's category, variant and image batches
+    start together: one read (one round trip) answers all three. Each batch gets the one
+    generation and sequence, read before any of them reads the database, which is all the
+    fill check needs (app/platform/cache.py).
+    """
+
+    def __init__(self, cache: TaggedCache) -> None:
+        self._cache = cache
+        self._keys: list[str] = []
+        self._next: asyncio.Task[Snapshot | None] | None = None
+
+    async def read(self, keys: list[str]) -> Snapshot | None:
+        """The values of `keys` (None where absent); None when the store is unavailable."""
+        read = self._next
+        if read is None:
+            # A task starts on the loop's next turn: the batches starting in this one join it.
+            self._keys = []
+            read = self._next = asyncio.ensure_future(self._read_together())
+        start = len(self._keys)
+        self._keys.extend(keys)
+        # Shielded: one batch cancelled (its field failed) must not cancel its siblings' read.
+        found = await asyncio.shield(read)
+        if found is None:
+            return None
+        return found._replace(values=found.values[start : start + len(keys)])
+
+    async def _read_together(self) -> Snapshot | None:
+        keys, self._next = self._keys, None  # batches starting from now on read next time
+        return await self._cache.read(keys)
+
+
 @dataclass(frozen=True, eq=False)
 class EntityCache:
     """What a request's loaders need to read through the shared cache."""
@@ -45,6 +81,10 @@ class EntityCache:
     cache: TaggedCache
     ttl_seconds: int
     stats: CacheStats
+    reads: ReadsOfOneTurn = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reads", ReadsOfOneTurn(self.cache))
 
 
 def cache_key(loader: str, key: Hashable) -> str:
@@ -60,7 +100,7 @@ async def load_through_cache(
 ) -> list[Any]:
     """`loader.load_batch(keys)`, with hits from the cache and misses filled into it."""
     cache_keys = [cache_key(name, key) for key in keys]
-    snapshot = await cache.cache.read(cache_keys)
+    snapshot = await cache.reads.read(cache_keys)
     if snapshot is None:  # the store is unavailable: the database answers
         cache.stats.entity_misses += len(keys)
         values: list[Any] = await loader.load_batch(keys)
@@ -99,6 +139,7 @@ async def load_through_cache(
 __all__ = [
     "EntityCache",
     "ReadTags",
+    "ReadsOfOneTurn",
     "cache_key",
     "decode_value",
     "encode_value",
