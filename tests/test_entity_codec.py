@@ -194,6 +194,8 @@ def test_a_value_json_would_give_back_changed_is_refused(value: Any) -> None:
         b'["id|", "x", [[1]]]',
         b'["id|3", "l", [[1]]]',
         b'["id|0", "o", [[7]]]',
+        b'["id,name|", "l", [[1, "a"], [2]]]',
+        b'["id|", "l", 7]',
         b'["", "o", []]',
         b'"text"',
         b"[1]",

@@ -44,9 +44,10 @@ _MAX_SHAPES = 1024
 
 
 class _Shape(NamedTuple):
-    """Row metadata for the columns of a shape, and which columns hold datetimes."""
+    """Row metadata for the columns of a shape, their number, and which hold datetimes."""
 
     metadata: RowMetadata
+    width: int
     datetimes: tuple[int, ...]
 
 
@@ -111,7 +112,8 @@ def _shape(name: str) -> _Shape:
         raise ValueError(f"not a row shape: {name!r}")
     if len(_shapes) >= _MAX_SHAPES:
         del _shapes[next(iter(_shapes))]
-    made = _shapes[name] = _Shape(row_metadata(fields, [() for _ in fields]), datetimes)
+    metadata = row_metadata(fields, [() for _ in fields])
+    made = _shapes[name] = _Shape(metadata, len(fields), datetimes)
     return made
 
 
@@ -127,6 +129,8 @@ def _rows(name: str, records: list[list[Any]]) -> list[Row[Any]]:
     if not records:
         return []
     shape = _shape(name)
+    if set(map(len, records)) != {shape.width}:
+        raise ValueError("rows not of their shape's width")
     parse = datetime.fromisoformat
     for index in shape.datetimes:
         for record in records:
