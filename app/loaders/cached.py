@@ -1,14 +1,15 @@
 """The entity cache behind the loaders: one cache round trip per batch, the misses from SQL.
 
 A cached loader batch asks the tagged cache (app.platform.cache) for all its keys at once,
-loads only the misses from the database and fills the cache with them, each entry tagged
-with what it was read from (`Product:42`, `Product:list`); the cache refuses a fill whose
-tags changed since the batch's read, so a row read before a commit never outlives it.
+in one read with the batches of sibling fields that start beside it, loads only the misses
+from the database and fills the cache with them, each entry tagged with what it was read
+from (`Product:42`, `Product:list`); the cache refuses a fill whose tags changed since the
+batch's read, so a row read before a commit never outlives it.
 
-Values are stored as JSON with the row's column names, and the columns holding datetimes
-listed, so rows come back as the same `Row`s with the same value types (no pickle: what
-Redis holds is data, never code). Staff loaders (unpublished products visible) neither
-read nor fill the cache: the cache holds the public view only.
+Values are stored as compact JSON (app/loaders/codec.py) that comes back as the same `Row`s
+with the same value types, the row metadata built once per row shape. Staff loaders
+(unpublished products visible) neither read nor fill the cache: the cache holds the public
+view only.
 
 Every loader also names the tags of what it returned (`tags`), hit or miss: the response
 cache tags a response with the tags its loaders read. A loader that cannot name them (the
@@ -17,23 +18,18 @@ viewer's own data) makes its request's response uncacheable.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-import orjson
 import structlog
-from sqlalchemy import Row
 
-from app.db.compat import make_rows, row_metadata
-from app.loaders.paging import Page
-from app.platform.cache import CacheStats, Entry, TaggedCache
+from app.loaders.codec import CODEC_VERSION, decode_value, encode_value
+from app.platform.cache import CacheStats, Entry, Snapshot, TaggedCache
 
 logger = structlog.get_logger("shopgraph.cache")
-
-CODEC_VERSION = "1"  # part of every entity key: a new value format never reads an old one
 
 
 @dataclass(eq=False)
@@ -44,6 +40,40 @@ class ReadTags:
     untaggable: bool = False  # some loader read data it cannot tag (the viewer's own)
 
 
+class ReadsOfOneTurn:
+    """The cache reads loader batches start in one turn of the event loop, as one store read.
+
+    Sibling fields resolve concurrently, so a listing's category, variant and image batches
+    start together: one read (one round trip) answers all three. Each batch gets the one
+    generation and sequence, read before any of them reads the database, which is all the
+    fill check needs (app/platform/cache.py).
+    """
+
+    def __init__(self, cache: TaggedCache) -> None:
+        self._cache = cache
+        self._keys: list[str] = []
+        self._next: asyncio.Task[Snapshot | None] | None = None
+
+    async def read(self, keys: list[str]) -> Snapshot | None:
+        """The values of `keys` (None where absent); None when the store is unavailable."""
+        read = self._next
+        if read is None:
+            # A task starts on the loop's next turn: the batches starting in this one join it.
+            self._keys = []
+            read = self._next = asyncio.ensure_future(self._read_together())
+        start = len(self._keys)
+        self._keys.extend(keys)
+        # Shielded: one batch cancelled (its field failed) must not cancel its siblings' read.
+        found = await asyncio.shield(read)
+        if found is None:
+            return None
+        return found._replace(values=found.values[start : start + len(keys)])
+
+    async def _read_together(self) -> Snapshot | None:
+        keys, self._next = self._keys, None  # batches starting from now on read next time
+        return await self._cache.read(keys)
+
+
 @dataclass(frozen=True, eq=False)
 class EntityCache:
     """What a request's loaders need to read through the shared cache."""
@@ -51,6 +81,10 @@ class EntityCache:
     cache: TaggedCache
     ttl_seconds: int
     stats: CacheStats
+    reads: ReadsOfOneTurn = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reads", ReadsOfOneTurn(self.cache))
 
 
 def cache_key(loader: str, key: Hashable) -> str:
@@ -61,65 +95,12 @@ def cache_key(loader: str, key: Hashable) -> str:
     return f"{CODEC_VERSION}:{loader}:#{digest}"
 
 
-def _rows_payload(rows: Sequence[Row[Any]]) -> dict[str, Any]:
-    if not rows:
-        return {"f": [], "d": [], "r": []}
-    first = rows[0]
-    return {
-        "f": list(first._fields),
-        "d": [index for index, value in enumerate(first) if isinstance(value, datetime)],
-        "r": [tuple(row) for row in rows],
-    }
-
-
-def _rows(payload: dict[str, Any]) -> list[Row[Any]]:
-    fields: list[str] = payload["f"]
-    records: list[list[Any]] = payload["r"]
-    for index in payload["d"]:
-        for record in records:
-            if record[index] is not None:
-                record[index] = datetime.fromisoformat(record[index])
-    metadata = row_metadata(fields, [() for _ in fields])
-    return make_rows(metadata, None, records)
-
-
-def encode_value(value: Any) -> bytes:
-    """A loader value (a row or None, a list of rows, a page of rows, an int) as bytes."""
-    if value is None:
-        return b"null"
-    if isinstance(value, int):
-        return orjson.dumps({"i": value})
-    if isinstance(value, Row):
-        return orjson.dumps({"o": _rows_payload([value])})
-    if isinstance(value, Page):
-        return orjson.dumps(
-            {"p": _rows_payload(value.rows), "n": value.has_next, "b": value.has_previous}
-        )
-    if isinstance(value, list):
-        return orjson.dumps({"l": _rows_payload(value)})
-    raise TypeError(f"cannot cache a {type(value).__name__}")
-
-
-def decode_value(raw: bytes) -> Any:
-    """The loader value `encode_value` stored."""
-    payload = orjson.loads(raw)
-    if payload is None:
-        return None
-    if "i" in payload:
-        return payload["i"]
-    if "o" in payload:
-        return _rows(payload["o"])[0]
-    if "p" in payload:
-        return Page(_rows(payload["p"]), payload["n"], payload["b"])
-    return _rows(payload["l"])
-
-
 async def load_through_cache(
     loader: Any, name: str, keys: list[Any], cache: EntityCache
 ) -> list[Any]:
     """`loader.load_batch(keys)`, with hits from the cache and misses filled into it."""
     cache_keys = [cache_key(name, key) for key in keys]
-    snapshot = await cache.cache.read(cache_keys)
+    snapshot = await cache.reads.read(cache_keys)
     if snapshot is None:  # the store is unavailable: the database answers
         cache.stats.entity_misses += len(keys)
         values: list[Any] = await loader.load_batch(keys)
@@ -158,6 +139,7 @@ async def load_through_cache(
 __all__ = [
     "EntityCache",
     "ReadTags",
+    "ReadsOfOneTurn",
     "cache_key",
     "decode_value",
     "encode_value",
