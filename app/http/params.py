@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import orjson
@@ -20,6 +21,18 @@ _EXACT, _SUBTYPE_WILDCARD, _WILDCARD = 2, 1, 0
 
 
 def negotiate(accept: str | None) -> str | None:
+    """The media type to answer with, or None when the client accepts neither of ours."""
+    if accept is not None and len(accept) <= 200:  # long values are not kept (memory)
+        return _negotiate_remembered(accept)
+    return _negotiate(accept)
+
+
+@functools.lru_cache(maxsize=256)  # clients send a handful of Accept values, again and again
+def _negotiate_remembered(accept: str) -> str | None:
+    return _negotiate(accept)
+
+
+def _negotiate(accept: str | None) -> str | None:
     """The media type to answer with, or None when the client accepts neither of ours.
 
     The GraphQL-over-HTTP spec: with no Accept, or only wildcards, the answer is
