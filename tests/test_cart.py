@@ -573,3 +573,19 @@ async def test_partners_may_not_read_or_change_carts(shop: Shop) -> None:
     fields = {f.name: f for f in [*query.fields, *mutation.fields]}  # type: ignore[union-attr]
     for name in ("cart", "add_to_cart", "update_cart_line", "remove_cart_line"):
         assert fields[name].metadata[SCOPE_KEY] == NOT_FOR_PARTNERS[SCOPE_KEY], name
+
+
+async def test_two_customers_asking_the_same_document_get_their_own_carts(
+    shop: Shop, variants: list[dict[str, Any]]
+) -> None:
+    # given two customers with carts of their own
+    first, second = await new_customer(shop), await new_customer(shop)
+    mine = await added(first, variants[0]["id"], 1)
+    theirs = await added(second, variants[1]["id"], 2)
+
+    # when both send the very same document (no token, no variables), in turn, twice
+    bodies = [(await caller.post(CART)).json() for caller in (first, second, first, second)]
+
+    # then each sees their own cart every time, none served from the response cache
+    assert [body["data"]["cart"]["id"] for body in bodies] == [mine["id"], theirs["id"]] * 2
+    assert {body["extensions"]["debug"]["cache"]["response"] for body in bodies} == {None}
