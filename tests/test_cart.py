@@ -589,3 +589,24 @@ async def test_two_customers_asking_the_same_document_get_their_own_carts(
     # then each sees their own cart every time, none served from the response cache
     assert [body["data"]["cart"]["id"] for body in bodies] == [mine["id"], theirs["id"]] * 2
     assert {body["extensions"]["debug"]["cache"]["response"] for body in bodies} == {None}
+
+
+async def test_each_mutation_of_a_document_answers_with_the_cart_after_it(
+    shop: Shop, variants: list[dict[str, Any]]
+) -> None:
+    # given a customer
+    customer = await new_customer(shop)
+    variant = variants[0]["id"]
+
+    # when one document adds to their cart twice
+    data = await customer.query(
+        f"""mutation ($v: ID!) {{
+          first: addToCart(input: {{variantId: $v, quantity: 1}}) {{ cart {{ {CART_FIELDS} }} }}
+          second: addToCart(input: {{variantId: $v, quantity: 2}}) {{ cart {{ {CART_FIELDS} }} }}
+        }}""",
+        {"v": variant},
+    )
+
+    # then each payload shows the cart as that mutation left it
+    assert quantities(data["first"]["cart"]) == {variant: 1}
+    assert quantities(data["second"]["cart"]) == {variant: 3}
