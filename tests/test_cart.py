@@ -564,17 +564,6 @@ async def test_the_response_cache_never_serves_a_cart(
     assert got.headers["cache-control"] == "no-store"
 
 
-async def test_partners_may_not_read_or_change_carts(shop: Shop) -> None:
-    from app.schema import build_schema
-    from app.schema.scopes import NOT_FOR_PARTNERS, SCOPE_KEY
-
-    schema = build_schema()
-    query, mutation = schema.get_type_by_name("Query"), schema.get_type_by_name("Mutation")
-    fields = {f.name: f for f in [*query.fields, *mutation.fields]}  # type: ignore[union-attr]
-    for name in ("cart", "add_to_cart", "update_cart_line", "remove_cart_line"):
-        assert fields[name].metadata[SCOPE_KEY] == NOT_FOR_PARTNERS[SCOPE_KEY], name
-
-
 async def test_two_customers_asking_the_same_document_get_their_own_carts(
     shop: Shop, variants: list[dict[str, Any]]
 ) -> None:
