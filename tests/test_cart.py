@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -599,3 +600,44 @@ async def test_each_mutation_of_a_document_answers_with_the_cart_after_it(
     # then each payload shows the cart as that mutation left it
     assert quantities(data["first"]["cart"]) == {variant: 1}
     assert quantities(data["second"]["cart"]) == {variant: 3}
+
+
+async def test_concurrent_first_adds_of_a_customer_make_one_cart_within_the_limits(
+    shop: Shop, variants: list[dict[str, Any]]
+) -> None:
+    # given a customer without a cart
+    customer = await new_customer(shop)
+    owner = customer.user_id  # type: ignore[attr-defined]
+
+    # when they add one unit of one variant, 20 times at once
+    payloads = await asyncio.gather(*(add(customer, variants[0]["id"], 1) for _ in range(20)))
+
+    # then one cart holds MAX_QUANTITY units, and the adds past it were refused
+    refused = [p["userErrors"][0]["code"] for p in payloads if p["userErrors"]]
+    assert refused == ["INVALID"] * (20 - MAX_QUANTITY)
+    rows = await shop.rows(
+        "SELECT l.quantity FROM cart_lines l JOIN carts c ON c.id = l.cart_id WHERE c.user_id = :u",
+        u=owner,
+    )
+    assert [row.quantity for row in rows] == [MAX_QUANTITY]
+
+
+async def test_concurrent_adds_to_a_guest_cart_never_pass_the_line_limit(
+    shop: Shop, variants: list[dict[str, Any]]
+) -> None:
+    # given a guest cart with one line
+    cart = await added(shop.anonymous, variants[0]["id"], 1)
+
+    # when four other variants are added at once
+    payloads = await asyncio.gather(
+        *(add(shop.anonymous, variant["id"], 1, cart["token"]) for variant in variants[1:5])
+    )
+
+    # then the cart holds MAX_LINES lines, and the rest were refused
+    refused = [p for p in payloads if p["userErrors"]]
+    assert len(refused) == 5 - MAX_LINES
+    count = await shop.value(
+        "SELECT count(*) FROM cart_lines l JOIN carts c ON c.id = l.cart_id WHERE c.token = :t",
+        t=cart["token"],
+    )
+    assert count == MAX_LINES
