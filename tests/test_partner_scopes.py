@@ -410,6 +410,26 @@ async def test_fields_for_people_are_closed_to_partner_tokens(
     assert_forbidden(me, ["Query.me"], [])
 
 
+async def test_carts_are_closed_to_partner_tokens(
+    app_client: httpx.AsyncClient, partner: Partner, ids: dict[str, str]
+) -> None:
+    # given a token with every scope
+    client = await partner_client(app_client, partner)
+
+    # when it reads a cart, changes one, or reaches a user's cart through `node`
+    read = await client.post('{ cart(token: "x") { id } }')
+    add = await client.post(
+        "mutation ($v: ID!) { addToCart(input: {variantId: $v, quantity: 1}) { cart { id } } }",
+        {"v": ids["variant"]},
+    )
+    nested = await client.post('{ node(id: "VXNlcjox") { ... on User { cart { id } } } }')
+
+    # then each is refused before it runs
+    assert_forbidden(read, ["Query.cart"], [])
+    assert_forbidden(add, ["Mutation.addToCart"], [])
+    assert_forbidden(nested, ["User.cart"], [])
+
+
 async def test_introspection_needs_no_scope(
     app_client: httpx.AsyncClient, partner: Partner
 ) -> None:

@@ -11,8 +11,8 @@ read the way a person reads it:
   `extensions`, part of the response it must contain;
 - a ```json block with an `Authorization` key is what the reader puts in GraphiQL's
   Headers tab: it is sent with every later example of the same `##` section;
-- `<accessToken>` and `<refreshToken>` stand for the newest tokens an earlier example
-  returned (the reader pastes them).
+- `<accessToken>`, `<refreshToken>` and `<cartToken>` stand for the newest tokens (a
+  cart's `token`) an earlier example returned (the reader pastes them).
 
 An example passes when it answers 200 without errors, every `userErrors` it selects is
 empty and every root field answers something (not null, no empty list or page: a slug
@@ -42,7 +42,11 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 SHOPGRAPH = Path(sys.executable).parent / "shopgraph"
 FENCE = re.compile(r"^```(\S*)\s*$")
 HEADING = re.compile(r"^(#{1,6}) ")
-PLACEHOLDERS = {"<accessToken>": "accessToken", "<refreshToken>": "refreshToken"}
+PLACEHOLDERS = {
+    "<accessToken>": "accessToken",
+    "<refreshToken>": "refreshToken",
+    "<cartToken>": "token",  # Cart.token
+}
 RESPONSE_KEYS = {"data", "errors", "extensions"}
 MAX_PROSE_LINES = 3  # between an example and a block that belongs to it
 
@@ -160,7 +164,7 @@ def _substitute(text: str, tokens: dict[str, str], line: int) -> str:
 
 
 def _collect_tokens(value: Any, tokens: dict[str, str]) -> None:
-    """Remember the newest accessToken/refreshToken anywhere in a response's data."""
+    """Remember the newest accessToken/refreshToken/cart token anywhere in a response's data."""
     if isinstance(value, dict):
         for key, item in value.items():
             if key in PLACEHOLDERS.values() and isinstance(item, str):

@@ -27,7 +27,8 @@ from app.platform.events import Change
 
 AfterCommit = Callable[[Sequence[Change]], Awaitable[None]]
 
-# Tables whose rows the caches keep, and the entity whose change a write to them needs.
+# Tables whose rows the caches keep, and the entity whose change a write to them needs;
+# carts too: never cached (viewer data), but what follows them (jobs, subscriptions) must hear.
 CACHED_TABLES: dict[str, str] = {
     "categories": "Category",
     "products": "Product",
@@ -35,6 +36,8 @@ CACHED_TABLES: dict[str, str] = {
     "product_images": "Product",  # images are cached per product
     "reviews": "Review",
     "users": "User",
+    "carts": "Cart",
+    "cart_lines": "Cart",
 }
 # A statement run with this execution option writes nothing (a row lock on SQLite).
 NOT_A_WRITE = "shopgraph_not_a_write"

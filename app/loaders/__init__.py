@@ -8,6 +8,7 @@ from typing import Any
 from app.db import Database
 from app.loaders.accounts import AddressByIdLoader, AddressesByUserIdLoader, UserByIdLoader
 from app.loaders.cached import EntityCache, ReadTags
+from app.loaders.carts import CartByTokenLoader, CartByUserIdLoader, CartLinesByCartIdLoader
 from app.loaders.catalog import (
     CategoriesByParentIdLoader,
     CategoryByIdLoader,
@@ -131,3 +132,18 @@ class Loaders:
     def addresses_by_user_id(self) -> AddressesByUserIdLoader:
         """Each user's address book."""
         return AddressesByUserIdLoader(self._db, **self._shared)
+
+    @cached_property
+    def cart_by_token(self) -> CartByTokenLoader:
+        """Carts by token (who may see one is the caller's to check)."""
+        return CartByTokenLoader(self._db, **self._shared)
+
+    @cached_property
+    def cart_by_user_id(self) -> CartByUserIdLoader:
+        """Each customer's cart."""
+        return CartByUserIdLoader(self._db, **self._shared)
+
+    @cached_property
+    def cart_lines_by_cart_id(self) -> CartLinesByCartIdLoader:
+        """Each cart's lines, with their variants' prices and stock."""
+        return CartLinesByCartIdLoader(self._db, **self._shared)

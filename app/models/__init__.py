@@ -2,12 +2,15 @@
 
 from app.models.accounts import Address, RefreshToken, Role, User
 from app.models.base import Base
+from app.models.carts import Cart, CartLine
 from app.models.catalog import Category, Product, ProductImage, ProductVariant, Review
 from app.models.partners import Partner, TrustedDocument
 
 __all__ = [
     "Address",
     "Base",
+    "Cart",
+    "CartLine",
     "Category",
     "Partner",
     "Product",

@@ -98,7 +98,7 @@ class AccountMutation:
 
     @mutation(AUTH, input=Argument(LoginInput, "The credentials."), scope=NOT_FOR_PARTNERS)
     async def login(context: Context, *, input: LoginInput) -> accounts.SignedIn:
-        """Sign in with email and password. Repeated failures are throttled (THROTTLED)."""
+        """Sign in with email and password; with `cartToken`, the guest cart is merged into the customer's. Repeated failures are throttled (THROTTLED)."""
         return await accounts.login(
             context.db,
             settings=context.settings,
@@ -106,6 +106,7 @@ class AccountMutation:
             email=input.email,
             password=input.password,
             client_ip=context.client_ip,
+            cart_token=input.cart_token,
         )
 
     @mutation(AUTH, refresh_token=REFRESH_TOKEN, scope=NOT_FOR_PARTNERS)

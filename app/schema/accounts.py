@@ -10,10 +10,12 @@ from sqlalchemy import Row
 
 from app.models import Role
 from app.schema.cache_hints import PRIVATE
+from app.schema.cart import Cart
 from app.schema.enums import graphql_enum
 from app.schema.errors import UserError
 from app.schema.permissions import IsSelfOrStaff
 from app.schema.relay import Node
+from app.schema.scopes import NOT_FOR_PARTNERS
 
 graphql_enum(
     Role,
@@ -99,6 +101,16 @@ class User(Node):
         rows = await info.context.loaders.addresses_by_user_id.load(self.pk)
         return [Address.from_row(row) for row in rows]
 
+    @strawberry.field(
+        description="The user's cart; null before anything was put in it. Only the user "
+        "themself and staff may see it.",
+        permission_classes=[IsSelfOrStaff],
+        metadata=NOT_FOR_PARTNERS,
+    )
+    async def cart(self, info: strawberry.Info) -> Cart | None:
+        row = await info.context.loaders.cart_by_user_id.load(self.pk)
+        return Cart.from_row(row) if row is not None else None
+
 
 @strawberry.type(
     description="The result of signing in, registering or refreshing: tokens and the user."
@@ -164,7 +176,10 @@ class LoginInput:
     email: str = strawberry.field(description="Sign-in email (any letter case).")
     password: str = strawberry.field(description="The account's password.")
     cart_token: str | None = strawberry.field(
-        default=None, description="A guest cart to merge into the user's cart (reserved for carts)."
+        default=None,
+        description="The token of a guest cart to merge into the user's cart: quantities of a "
+        "variant in both are summed (capped at the line maximum) and the guest cart is gone. A "
+        "token that names no guest cart merges nothing.",
     )
 
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 import strawberry
 
 from app.resolvers.accounts import AccountMutation, AccountQuery
+from app.resolvers.cart import CartMutation, CartQuery
 from app.resolvers.catalog import CatalogQuery
 from app.resolvers.catalog_admin import CatalogAdminMutation, ReviewMutation
 from app.resolvers.node import NodeQuery
 
 
 @strawberry.type(description="Everything clients can read.")
-class Query(NodeQuery, CatalogQuery, AccountQuery):
+class Query(NodeQuery, CatalogQuery, AccountQuery, CartQuery):
     """The root query type."""
 
 
 @strawberry.type(description="Everything clients can change.")
-class Mutation(AccountMutation, CatalogAdminMutation, ReviewMutation):
+class Mutation(AccountMutation, CartMutation, CatalogAdminMutation, ReviewMutation):
     """The root mutation type."""

@@ -35,8 +35,10 @@ from app.platform.passwords import InvalidEmail, normalize_email, password_hashe
 from app.platform.ratelimit import RateLimiter
 from app.platform.throttles import Bucket, FailureThrottle
 from app.platform.tokens import TokenService
+from app.services import cart
 from app.services.accounts import rules
 from app.services.accounts.rules import refresh_tokens, users
+from app.services.cart import CartLimits
 from app.settings import Settings
 
 # One message for an unknown email and a wrong password: the answer must not tell them apart.
@@ -85,8 +87,12 @@ async def login(
     email: str,
     password: str,
     client_ip: str,
+    cart_token: str | None = None,
 ) -> SignedIn:
-    """Check email and password and start a session; failures are throttled per account and IP."""
+    """Check email and password and start a session, merging the guest cart `cart_token` names.
+
+    Failures are throttled per account and IP. A token that names no guest cart merges nothing.
+    """
     try:
         normalized: str | None = normalize_email(email)
     except InvalidEmail:
@@ -114,6 +120,10 @@ async def login(
                 update(users).where(users.c.id == user.id).values(password_hash=new_hash)
             )
             work.record(Change("User", user.id))
+        if cart_token is not None:
+            await cart.merge_guest_cart(
+                work, limits=CartLimits.of(settings), user_id=user.id, cart_token=cart_token
+            )
         return await start_session(connection, settings, user)
 
 
