@@ -170,12 +170,25 @@ class OperationPlan:
                 return group
             return NOT_APPLICABLE
 
+        invalid: list[GraphQLError] = []
+
+        def include(node: Any) -> bool:
+            try:
+                return included(node, variables)
+            except GraphQLError as error:
+                invalid.append(error)
+                return False
+
         grouped = collect(
             [node.selection_set for node in nodes if node.selection_set],
             self.fragment_definitions,
-            include=lambda node: included(node, variables),
+            include=include,
             narrow=narrow,
         )
+        if invalid:
+            # graphql-core reports the first invalid directive it meets, which depends on the
+            # order of the fields; one chosen by its message does not.
+            raise min(invalid, key=lambda error: error.message)
         return grouped.get(None, {})
 
     def _object_plan(
