@@ -8,6 +8,8 @@ round trip; it runs no SQL.
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,8 +17,12 @@ from typing import Any
 import httpx
 import pytest
 from redis import Redis as SyncRedis
+from structlog.testing import capture_logs
 
 from app.main import create_app
+from app.platform.cache import FailoverTaggedCache, RedisTaggedCache
+from app.platform.charged_read import RedisChargedReader, SequentialChargedReader
+from app.platform.ratelimit import Budget, build_rate_limiter, redis_client_from_settings
 from tests.conftest import Backend
 from tests.redis_server import RedisServer, needs_redis_server
 
@@ -121,3 +127,52 @@ async def test_a_miss_reads_with_its_take_and_pays_the_actual_cost(
     assert before - after == pytest.approx(
         cost["admissionCost"] + cost["actualQueryCost"], abs=0.05
     )
+
+
+async def test_a_busy_pool_refuses_the_charged_read_instead_of_failing_over(
+    backend: Backend, redis_server: RedisServer
+) -> None:
+    settings = backend.settings(
+        redis_url=redis_server.url,
+        rate_limit_key_prefix="rl:",
+        redis_pool_size=1,
+        redis_pool_timeout_seconds=0.05,
+        redis_failover_pause_seconds=60,
+    )
+    redis = redis_client_from_settings(settings)
+    assert redis is not None
+    cache = FailoverTaggedCache(RedisTaggedCache(redis, prefix="c:"), pause_seconds=60)
+    limiter = build_rate_limiter(settings, redis)
+    reader = RedisChargedReader(
+        redis,
+        cache,
+        bucket_prefix="rl:",
+        fallback=SequentialChargedReader(limiter, cache),
+        pause_seconds=60,
+    )
+    budget = Budget("caller", 10, 0.001)
+    try:
+        first = await reader.read(budget, "k", due=1, requested=2)  # loads the script
+        # the pool's one connection is held by a blocking command for half a second
+        holder = asyncio.create_task(redis.blpop([f"held-{uuid.uuid4().hex}"], timeout=0.5))
+        await asyncio.sleep(0.05)
+        with capture_logs() as logs:
+            flood = await asyncio.gather(
+                *(reader.read(budget, "k", due=1, requested=2) for _ in range(30))
+            )
+        await holder
+        with SyncRedis.from_url(redis_server.url) as counting:
+            counting.config_resetstat()
+            after = await reader.read(budget, "k", due=1, requested=2)
+            calls = _commands(counting)["evalsha"]
+    finally:
+        await redis.aclose()
+
+    # refused while the pool was busy, with no failover to per-process buckets ...
+    assert not any(read.bucket.allowed for read in flood)
+    assert not [entry for entry in logs if "unreachable" in entry["event"]]
+    # ... and the next read was the one script again (a busy pool is no outage: no pause),
+    # on the shared bucket: 10 - 2 * (1 + 2)
+    assert calls == 1
+    assert first.bucket.allowed and after.bucket.allowed and after.snapshot is not None
+    assert round(after.bucket.available) == 4

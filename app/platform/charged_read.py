@@ -26,7 +26,13 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.platform.cache import GENERATION_LUA, FailoverTaggedCache, Snapshot, TaggedCache
-from app.platform.ratelimit import BucketState, Budget, RateLimiter, retry_after
+from app.platform.ratelimit import (
+    BucketState,
+    Budget,
+    RateLimiter,
+    pool_exhausted,
+    retry_after,
+)
 
 logger = structlog.get_logger("shopgraph.cache")
 
@@ -100,10 +106,10 @@ async def take_with_due(
 # KEYS: generation, sequence, then the buckets (one or more, taken all or none).
 # ARGV: entry prefix, entry key, due points, requested points, capacity, restore rate.
 # Returns {generation, sequence, allowed (1/0), available in the emptiest bucket,
-# operation points, due taken (1/0), value or nil}: when due + operation points do not fit
-# every bucket, due alone is taken if it fits every one. The buckets are the rate limiter's hashes
-# (app/platform/ratelimit.py: `available`, `updated`, same expiry), so both scripts may
-# take from the same bucket.
+# operation points, due taken (1/0), value or nil}: when due + operation points do not
+# fit every bucket, due alone is taken if it fits every one. The buckets are the rate
+# limiter's hashes (app/platform/ratelimit.py: `available`, `updated`, same expiry), so
+# both scripts may take from the same bucket.
 _CHARGED_READ = (
     GENERATION_LUA
     + """
@@ -196,6 +202,10 @@ class RedisChargedReader:
                 ],
             )
         except (RedisError, OSError) as error:
+            if pool_exhausted(error):  # busy, not down: refused, as the rate limiter does
+                logger.info("rate limit store busy; request refused", error=str(error))
+                busy = BucketState(False, 0.0, budget.capacity, budget.restore_rate, 1.0)
+                return ChargedRead(busy, None, requested, False)
             # The stores' own wrappers log the outage and fail over: let them, for a while.
             self._down_until = time.monotonic() + self._pause
             logger.info("charged read failed; using the stores one by one", error=str(error))
