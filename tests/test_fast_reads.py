@@ -33,7 +33,7 @@ from app.loaders.products import (
     ProductSortField,
     sort_value,
 )
-from app.models import Address, Base, Partner, RefreshToken, TrustedDocument
+from app.models import Address, Base, Cart, CartLine, Partner, RefreshToken, TrustedDocument
 from app.platform.pagination import Cursor, PageRequest
 from app.services.seed import seed_catalog
 from tests.conftest import Backend, in_thread, make_backend
@@ -163,6 +163,15 @@ async def pg_db(
                         "body": "query Count { products { totalCount } }",
                     }
                 ],
+            )
+            cart_id = (
+                await connection.execute(
+                    insert(Cart).returning(Cart.id), [{"token": "t" * 32, "user_id": user_id}]
+                )
+            ).scalar_one()
+            variant_id = (await connection.execute(select(func.min(variants.c.id)))).scalar_one()
+            await connection.execute(
+                insert(CartLine), [{"cart_id": cart_id, "variant_id": variant_id, "quantity": 2}]
             )
         yield db
     finally:
