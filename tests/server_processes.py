@@ -1,12 +1,10 @@
-"""`shopgraph serve` in subprocesses, for tests that need several server processes (or a Redis
-of their own that they can stop): each on a free loopback port, stopped when the block ends."""
+"""`shopgraph serve` in subprocesses, for tests that need several server processes: each on a
+free loopback port, stopped when the block ends (a Redis of a test's own: tests/redis_server.py)."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -87,36 +85,3 @@ def server_process(settings: Settings) -> Iterator[str]:
             process.kill()
             process.wait()
         log.close()
-
-
-@contextmanager
-def redis_server() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """A redis-server of the test's own on a free port, with no persistence; stopped at the end."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not installed")
-    port = free_port()
-    process = start_redis(port)
-    try:
-        yield port, process
-    finally:
-        process.kill()
-        process.wait()
-
-
-def start_redis(port: int) -> subprocess.Popen[bytes]:
-    """Start redis-server on `port` and wait until it accepts connections."""
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"redis-server did not start on port {port}")
