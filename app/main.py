@@ -229,7 +229,7 @@ def create_app(settings: Settings) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/graphql", graphql.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            Route("/graphql", graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             Route("/health", health, methods=["GET"]),
             Route("/readyz", readiness.handle, methods=["GET"]),
             Route("/oauth/token", oauth_token.handle, methods=["POST"]),

@@ -23,6 +23,7 @@ import orjson
 from graphql import OperationType
 from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from app.engine import ErrorCode
 from app.http.errors import RequestError, logger
@@ -88,6 +89,11 @@ class GraphQLEndpoint:
         self.max_body_bytes = max_body_bytes
         self.body_timeout_seconds = body_timeout_seconds
         self.graphiql_html = GRAPHIQL_PAGE.read_text(encoding="utf-8") if graphiql else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The route's ASGI app: Starlette calls an endpoint object as it is (no wrapper)."""
+        response = await self.handle(Request(scope, receive))
+        await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:
         """Handle one HTTP request to /graphql."""
