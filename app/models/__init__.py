@@ -3,6 +3,7 @@
 from app.models.accounts import Address, RefreshToken, Role, User
 from app.models.base import Base
 from app.models.carts import Cart, CartLine
+from app.models.catalog import Category, Product, ProductImage, ProductVariant, Review
 from app.models.orders import (
     CheckoutKey,
     Order,
@@ -12,7 +13,6 @@ from app.models.orders import (
     PaymentEvent,
     PaymentStatus,
 )
-from app.models.catalog import Category, Product, ProductImage, ProductVariant, Review
 from app.models.partners import Partner, TrustedDocument
 
 __all__ = [
@@ -25,10 +25,10 @@ __all__ = [
     "Order",
     "OrderLine",
     "OrderStatus",
+    "Partner",
     "Payment",
     "PaymentEvent",
     "PaymentStatus",
-    "Partner",
     "Product",
     "ProductImage",
     "ProductVariant",
