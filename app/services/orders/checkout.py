@@ -32,6 +32,7 @@ from app.models import OrderStatus, PaymentStatus
 from app.models.base import utcnow
 from app.platform.crypto import DataCipher
 from app.platform.errors import DomainError, ErrorKind, InvalidInput, NotFound
+from app.platform.sealed_addresses import SEALED_FIELDS, seal_address
 from app.services.accounts import AddressFields, address_values
 from app.services.cart.rules import cart_change, lock_cart_by_token, lock_customer_cart
 from app.services.catalog.variants import variant_changes
@@ -224,7 +225,7 @@ async def _shipping_address(
     ).first()
     if row is None:
         raise NotFound("You have no address with this ID", field="address_id")
-    return {name: getattr(row, name) for name in (*rules.SEALED_ADDRESS_FIELDS, "country")}
+    return {name: getattr(row, name) for name in (*SEALED_FIELDS, "country")}
 
 
 async def _insert_order(
@@ -254,7 +255,7 @@ async def _insert_order(
             total_minor=subtotal + shipping_minor,
             created_at=now,
             updated_at=now,
-            **rules.seal_address(cipher, address),
+            **seal_address(cipher, address),
         )
         .returning(*orders.c)
     )

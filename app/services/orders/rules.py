@@ -22,7 +22,6 @@ from app.models import (
     Product,
     ProductVariant,
 )
-from app.platform.crypto import DataCipher
 from app.platform.errors import DomainError, ErrorKind
 from app.platform.events import Change
 
@@ -36,9 +35,6 @@ cart_lines = table_of(CartLine)
 variants = table_of(ProductVariant)
 products = table_of(Product)
 addresses = table_of(Address)
-
-# The address fields an order seals (country stays plain: it decides shipping, names no one).
-SEALED_ADDRESS_FIELDS = ("full_name", "line1", "line2", "city", "postal_code")
 
 # Where an order may go from each status; anything else is ILLEGAL_TRANSITION.
 TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {
@@ -94,28 +90,6 @@ def check_transition(current: OrderStatus, target: OrderStatus) -> None:
         raise IllegalTransition(
             f"An order cannot go from {current.value} to {target.value}", field="status"
         )
-
-
-def seal_address(cipher: DataCipher, address: Mapping[str, Any]) -> dict[str, Any]:
-    """The `ship_*` column values of a checked address, personal fields sealed."""
-    sealed: dict[str, Any] = {"ship_country": address["country"]}
-    for name in SEALED_ADDRESS_FIELDS:
-        value = address.get(name)
-        sealed[f"ship_{name}"] = (
-            None if value is None else cipher.encrypt(value, context=f"orders.ship_{name}")
-        )
-    return sealed
-
-
-def open_address(cipher: DataCipher, row: Row[Any]) -> dict[str, Any]:
-    """The shipping address of an `orders` row, opened."""
-    opened: dict[str, Any] = {"country": row.ship_country}
-    for name in SEALED_ADDRESS_FIELDS:
-        value = getattr(row, f"ship_{name}")
-        opened[name] = (
-            None if value is None else cipher.decrypt(value, context=f"orders.ship_{name}")
-        )
-    return opened
 
 
 async def order_row(connection: AsyncConnection, order_id: int) -> Row[Any]:
