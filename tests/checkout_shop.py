@@ -55,7 +55,9 @@ TABLES = (
 async def new_customer(shop: Shop) -> GraphQLClient:
     """A customer of their own (no cart, no orders yet)."""
     email = f"buyer-{uuid.uuid4().hex[:10]}@example.com"
-    return await signed_in_client(shop.http, shop.settings, role="CUSTOMER", email=email)
+    client = await signed_in_client(shop.http, shop.settings, role="CUSTOMER", email=email)
+    client.email = email  # type: ignore[attr-defined]
+    return client
 
 
 async def variant_with_stock(shop: Shop, stock: int, *, offset: int = 0) -> dict[str, Any]:

@@ -34,6 +34,13 @@ query ($first: Int, $after: String) {
 CANCEL = f"""
 mutation ($id: ID!) {{ cancelOrder(orderId: $id) {{ order {{ id status payments {{ status }} }} {ERRORS} }} }}
 """
+LISTING = """
+query ($filter: OrderFilter, $sortBy: OrderSort, $first: Int, $after: String) {
+  orders(filter: $filter, sortBy: $sortBy, first: $first, after: $after) {
+    totalCount pageInfo { hasNextPage endCursor } edges { node { number status total { amount } } }
+  }
+}
+"""
 UPDATE_STATUS = f"""
 mutation ($id: ID!, $status: OrderStatus!) {{
   updateOrderStatus(orderId: $id, status: $status) {{ order {{ id status }} {ERRORS} }}
@@ -201,3 +208,40 @@ async def test_only_staff_update_an_order_status(shop: Shop) -> None:
     # then they may not, and nothing changed
     assert errors[0]["extensions"]["code"] == "FORBIDDEN"
     assert await tables(shop) == before
+
+
+async def test_staff_list_orders_by_customer_and_status_sorted_by_total(shop: Shop) -> None:
+    # given a customer with orders of 1, 3 and 2 units, the 2-unit one cancelled
+    variant = await variant_with_stock(shop, 20, offset=7)
+    buyer = await new_customer(shop)
+    one, three, two = [await placed(shop, buyer, variant, units) for units in (1, 3, 2)]
+    await buyer.query(CANCEL, {"id": two["id"]})
+    email = buyer.email.upper()  # type: ignore[attr-defined]
+
+    # when staff list that customer's orders by total, smallest first, one per page
+    sort = {"field": "TOTAL", "direction": "ASC"}
+    first = (await shop.staff.query(
+        LISTING, {"filter": {"customerEmail": email}, "sortBy": sort, "first": 1}
+    ))["orders"]  # fmt: skip
+    rest = (await shop.staff.query(
+        LISTING, {"filter": {"customerEmail": email}, "sortBy": sort,
+                  "after": first["pageInfo"]["endCursor"]},
+    ))["orders"]  # fmt: skip
+    paid = (await shop.staff.query(
+        LISTING, {"filter": {"customerEmail": email, "status": "PAID"}}
+    ))["orders"]  # fmt: skip
+
+    # then the pages hold all three in total order, and the status filter keeps the paid ones
+    numbers = [edge["node"]["number"] for edge in first["edges"] + rest["edges"]]
+    assert numbers == [one["number"], two["number"], three["number"]]
+    assert first["totalCount"] == 3 and first["pageInfo"]["hasNextPage"]
+    assert [edge["node"]["number"] for edge in paid["edges"]] == [three["number"], one["number"]]
+    assert paid["totalCount"] == 2
+
+
+async def test_only_staff_list_orders(shop: Shop) -> None:
+    # when a customer and a guest ask for the order listing
+    for caller in (shop.customer, shop.anonymous):
+        errors = await caller.errors(LISTING, {})
+        # then they may not
+        assert errors[0]["extensions"]["code"] == "FORBIDDEN"

@@ -22,6 +22,7 @@ from app.loaders.catalog import (
     VariantByIdLoader,
     VariantsByProductIdLoader,
 )
+from app.loaders.order_listing import OrderListingCountLoader, OrderListingLoader
 from app.loaders.orders import (
     OrderByIdLoader,
     OrderCountByUserIdLoader,
@@ -179,3 +180,13 @@ class Loaders:
     def order_count_by_user_id(self) -> OrderCountByUserIdLoader:
         """How many orders each customer has."""
         return OrderCountByUserIdLoader(self._db, **self._shared)
+
+    @cached_property
+    def order_listing(self) -> OrderListingLoader:
+        """Pages of the staff order listing."""
+        return OrderListingLoader(self._db, **self._shared)
+
+    @cached_property
+    def order_listing_count(self) -> OrderListingCountLoader:
+        """Sizes of the staff order listing."""
+        return OrderListingCountLoader(self._db, **self._shared)

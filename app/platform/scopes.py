@@ -27,7 +27,7 @@ DESCRIPTIONS: Final[dict[Scope, str]] = {
     "categories, rating summaries; node/nodes",
     Scope.INVENTORY_READ: "stock levels: ProductVariant.stockQuantity",
     Scope.REVIEWS_READ: "reviews: Product.reviews and every field of Review",
-    Scope.ORDERS_READ: "orders, their lines and payments: order(id)",
+    Scope.ORDERS_READ: "orders, their lines and payments: order(id), orders",
     # Held ahead of partner order changes: no field needs it yet (checkout acts for a person).
     Scope.ORDERS_WRITE: "placing and changing orders (no field yet)",
 }

@@ -13,12 +13,22 @@ import strawberry
 from sqlalchemy import Row
 
 from app.context import Context, Viewer
+from app.loaders.order_listing import OrderFilterSpec, OrderSortSpec
 from app.models import OrderStatus
 from app.platform.global_ids import decode_id_of
 from app.platform.scopes import Scope
 from app.resolvers.mutations import Argument, global_id, mutation, payload_of
-from app.schema.orders import CheckoutInput, Order, OrderPayload
-from app.schema.permissions import SIGNED_IN, STAFF
+from app.schema.common import SortDirection
+from app.schema.orders import (
+    CheckoutInput,
+    Order,
+    OrderConnection,
+    OrderFilter,
+    OrderPayload,
+    OrderSort,
+)
+from app.schema.permissions import SIGNED_IN, STAFF, CanListOrders
+from app.schema.relay import After, Before, First, Last, Paging
 from app.schema.scopes import NOT_FOR_PARTNERS, ORDERS
 from app.services import accounts, orders
 
@@ -71,6 +81,54 @@ class OrderQuery:
         if row is None or not may_read(info.context.viewer, row):
             return None
         return Order.from_row(row)
+
+    @strawberry.field(
+        description="Every customer's orders, filtered and sorted (newest first by default). "
+        "Staff, and partners with the scope orders:read.",
+        permission_classes=[CanListOrders],
+        metadata=ORDERS,
+    )
+    async def orders(
+        self,
+        info: strawberry.Info[Context],
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        filter: Annotated[
+            OrderFilter | None, strawberry.argument(description="Which orders to list.")
+        ] = None,
+        sort_by: Annotated[
+            OrderSort | None, strawberry.argument(description="How to sort them.")
+        ] = None,
+    ) -> OrderConnection:
+        spec, sort = _listing(filter, sort_by)
+        page = Paging(first, after, last, before).request(sort.cursor_sort, info.context.settings)
+        loaders = info.context.loaders
+        result = await loaders.order_listing.load((spec, sort, page))
+        total = await loaders.order_listing_count.load(spec)
+        return OrderConnection.from_page(
+            result, total_count=total, sort=sort.cursor_sort, value_of=sort.value_of
+        )
+
+
+def _listing(
+    given: OrderFilter | None, sort_by: OrderSort | None
+) -> tuple[OrderFilterSpec, OrderSortSpec]:
+    spec = OrderFilterSpec()
+    if given is not None:
+        spec = OrderFilterSpec(
+            status=None if given.status is None else given.status.value,
+            customer_email=given.customer_email,
+            created_after=given.created_after,
+            created_before=given.created_before,
+        )
+    sort = OrderSortSpec()
+    if sort_by is not None:
+        sort = OrderSortSpec(
+            field=sort_by.field, descending=sort_by.direction is SortDirection.DESC
+        )
+    return spec, sort
 
 
 @strawberry.type

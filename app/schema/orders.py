@@ -7,21 +7,23 @@ from cache. The shipping address is opened (decrypted) here, from the sealed col
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import strawberry
 from sqlalchemy import Row
 
+from app.loaders.order_listing import OrderSortField
 from app.loaders.orders import ORDER_SORT
 from app.loaders.paging import Page, cursor_for
 from app.models import OrderStatus, PaymentStatus
-from app.platform.pagination import SortValue
+from app.platform.pagination import CursorSort, SortValue
 from app.platform.sealed_addresses import open_address
 from app.schema.accounts import Address, AddressInput, User
 from app.schema.cache_hints import PRIVATE
 from app.schema.catalog import ProductVariant
-from app.schema.common import Money
+from app.schema.common import Money, SortDirection
 from app.schema.enums import graphql_enum
 from app.schema.errors import UserError
 from app.schema.relations import each, optional, relation
@@ -42,6 +44,15 @@ graphql_enum(
         OrderStatus.CANCELLED: "Cancelled; the stock went back and a payment was refunded.",
         OrderStatus.REFUNDED: "The payment was given back.",
         OrderStatus.PAYMENT_FAILED: "The payment failed after the order was placed.",
+    },
+)
+graphql_enum(
+    OrderSortField,
+    name="OrderSortField",
+    description="What the order listing can be sorted by.",
+    values={
+        OrderSortField.CREATED_AT: "When the order was placed.",
+        OrderSortField.TOTAL: "The order total.",
     },
 )
 graphql_enum(
@@ -201,15 +212,16 @@ class Order(Node):
 class OrderEdge:
     """An edge to an order."""
 
+    sort: strawberry.Private[CursorSort]
     sort_value: strawberry.Private[SortValue]
     node: Order = strawberry.field(description="The order.")
 
     @strawberry.field(description="Pass to `after`/`before` to page from here.")
     def cursor(self) -> str:
-        return cursor_for(ORDER_SORT, self.sort_value, self.node.pk)
+        return cursor_for(self.sort, self.sort_value, self.node.pk)
 
 
-@strawberry.type(description="A page of orders, newest first.", directives=[PRIVATE])
+@strawberry.type(description="A page of orders.", directives=[PRIVATE])
 class OrderConnection:
     """Orders, paged."""
 
@@ -218,10 +230,18 @@ class OrderConnection:
     total_count: int = strawberry.field(description="How many orders there are in all.")
 
     @classmethod
-    def from_page(cls, page: Page[Any], *, total_count: int) -> OrderConnection:
-        """Build from a page of `orders` rows."""
+    def from_page(
+        cls,
+        page: Page[Any],
+        *,
+        total_count: int,
+        sort: CursorSort = ORDER_SORT,
+        value_of: Callable[[Row[Any]], SortValue] = lambda row: row.created_at,
+    ) -> OrderConnection:
+        """Build from a page of `orders` rows sorted by `sort` (default: newest first)."""
         edges = [
-            OrderEdge(sort_value=row.created_at, node=Order.from_row(row)) for row in page.rows
+            OrderEdge(sort=sort, sort_value=value_of(row), node=Order.from_row(row))
+            for row in page.rows
         ]
         return cls(
             edges=edges,
@@ -267,4 +287,33 @@ class CheckoutInput:
         description="A key you make per checkout (1 to 100 characters, e.g. a UUID): sending "
         "the same checkout again with it returns the same order and charges once; the same "
         "key with another cart is IDEMPOTENCY_KEY_REUSED."
+    )
+
+
+@strawberry.input(description="Which orders the staff listing shows; every given field must match.")
+class OrderFilter:
+    """Order listing filter."""
+
+    status: OrderStatus | None = strawberry.field(
+        default=None, description="Orders in this status."
+    )
+    customer_email: str | None = strawberry.field(
+        default=None,
+        description="Orders of the customer with this sign-in email (any letter case).",
+    )
+    created_after: datetime | None = strawberry.field(
+        default=None, description="Orders placed at or after this time."
+    )
+    created_before: datetime | None = strawberry.field(
+        default=None, description="Orders placed before this time."
+    )
+
+
+@strawberry.input(description="How the staff order listing is sorted (the id breaks ties).")
+class OrderSort:
+    """Order listing sort."""
+
+    field: OrderSortField = strawberry.field(description="What to sort by.")
+    direction: SortDirection = strawberry.field(
+        default=SortDirection.DESC, description="Which way (newest or largest first by default)."
     )
