@@ -314,3 +314,21 @@ async def test_the_database_holds_no_plaintext_address(shop: Shop) -> None:
         assert ADDRESS[name] not in raw, name
         assert ADDRESS[name].lower() not in raw.lower(), name
     assert row.ship_line1.startswith("sg1.") and row.ship_country == "DE"
+
+
+IN_STOCK = "query ($id: ID!) { node(id: $id) { ... on ProductVariant { inStock } } }"
+
+
+async def test_after_a_checkout_no_cached_read_shows_the_old_stock(shop: Shop) -> None:
+    # given the last unit of a variant, read (and cached) as in stock
+    variant = await variant_with_stock(shop, 1, offset=12)
+    assert (await shop.anonymous.query(IN_STOCK, {"id": variant["id"]}))["node"]["inStock"]
+    assert (await shop.anonymous.query(IN_STOCK, {"id": variant["id"]}))["node"]["inStock"]
+
+    # when a customer buys it
+    buyer = await new_customer(shop)
+    await fill_cart(buyer, variant["id"], 1)
+    assert (await checkout(buyer))["order"] is not None
+
+    # then the next read says it is out of stock (the checkout's change events reached the caches)
+    assert not (await shop.anonymous.query(IN_STOCK, {"id": variant["id"]}))["node"]["inStock"]
