@@ -22,6 +22,8 @@ from tests.checkout_shop import (
 )
 from tests.conftest import Backend, GraphQLClient
 from tests.private_shop import Shop, private_shop
+from tests.test_partner_scopes import Partner, partner_client
+from tests.test_partners import create_partner
 
 ORDER = f"query ($id: ID!) {{ order(id: $id) {{ {ORDER_FIELDS} }} }}"
 MY_ORDERS = """
@@ -245,3 +247,39 @@ async def test_only_staff_list_orders(shop: Shop) -> None:
         errors = await caller.errors(LISTING, {})
         # then they may not
         assert errors[0]["extensions"]["code"] == "FORBIDDEN"
+
+
+PARTNER_ORDER = "query ($id: ID!) { order(id: $id) { number status total { amount } } }"
+PARTNER_LISTING = "{ orders(first: 5) { totalCount edges { node { number } } } }"
+
+
+async def test_a_partner_with_orders_read_reads_orders_and_one_without_cannot(
+    shop: Shop,
+) -> None:
+    # given an order, and a partner holding catalog:read and orders:read
+    variant = await variant_with_stock(shop, 10, offset=8)
+    buyer = await new_customer(shop)
+    order = await placed(shop, buyer, variant)
+    made, _ = create_partner(shop.settings, "--scope=catalog:read", "--scope=orders:read")
+    partner = Partner(made, shop.settings)
+
+    # when it reads the order and lists orders with orders:read
+    reader = await partner_client(shop.http, partner, "catalog:read orders:read")
+    read = (await reader.query(PARTNER_ORDER, {"id": order["id"]}))["order"]
+    listed = (await reader.query(PARTNER_LISTING))["orders"]
+
+    # then it sees them
+    assert read == {
+        "number": order["number"],
+        "status": "PAID",
+        "total": {"amount": order["total"]["amount"]},
+    }
+    assert listed["totalCount"] >= 1
+
+    # and with a token narrowed to catalog:read, the order fields are refused, with no data
+    catalog_only = await partner_client(shop.http, partner, "catalog:read")
+    for document, variables in ((PARTNER_ORDER, {"id": order["id"]}), (PARTNER_LISTING, None)):
+        response = await catalog_only.post(document, variables)
+        body = response.json()
+        assert body.get("data") is None, body
+        assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", body
