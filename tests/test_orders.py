@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from app.db import count_statements
 from app.models import OrderStatus
 from app.platform.global_ids import to_global_id
 from app.services.orders import TRANSITIONS
@@ -283,3 +284,37 @@ async def test_a_partner_with_orders_read_reads_orders_and_one_without_cannot(
         body = response.json()
         assert body.get("data") is None, body
         assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", body
+
+
+ORDERS_DEEP = """
+{ me { orders(first: 10) { totalCount edges { node {
+  number lines { sku variant { sku product { name } } } payments { status } customer { fullName }
+} } } } }
+"""
+
+
+async def test_a_nested_orders_query_runs_one_statement_per_level_whatever_the_count(
+    shop: Shop,
+) -> None:
+    # given a customer with one order and a customer with four, of two lines each
+    first = await variant_with_stock(shop, 50, offset=9)
+    second = await variant_with_stock(shop, 50, offset=10)
+    few, many = await new_customer(shop), await new_customer(shop)
+    for buyer, orders in ((few, 1), (many, 4)):
+        for _ in range(orders):
+            await fill_cart(buyer, first["id"], 1)
+            await placed(shop, buyer, second)
+
+    # when each reads their orders with lines, variants, products, payments and customer
+    # (after one read each, so the entity cache holds the same catalog rows for both)
+    for buyer in (few, many):
+        await buyer.query(ORDERS_DEEP)
+    counts = []
+    for buyer in (few, many):
+        with count_statements() as counter:
+            data = await buyer.query(ORDERS_DEEP)
+        counts.append(counter.count)
+        assert all(len(e["node"]["lines"]) == 2 for e in data["me"]["orders"]["edges"])
+
+    # then both ran the same number of statements: loaders batch every relation level
+    assert counts[0] == counts[1], counts
