@@ -92,10 +92,10 @@ async def checkout(
             connection = work.connection
             cart = await _lock_cart(connection, user_id=user_id, cart_token=request.cart_token)
             lines = await _cart_lines(connection, cart.id)
-            seen.update(cart_id=cart.id, fingerprint=_fingerprint(cart.id, lines))
+            seen.update(cart_id=cart.id, fingerprint=_fingerprint(cart.id, lines), lines=lines)
             known = await _known_key(connection, user_id, key)
             if known is not None:
-                return await _replay(connection, known, lines=lines, **seen)
+                return await _replay(connection, known, **seen)
             if not lines:
                 raise InvalidInput("The cart is empty", field="cart_token")
             address = await _shipping_address(connection, user_id=user_id, request=request)
@@ -118,14 +118,15 @@ async def checkout(
                 work.record(*variant_changes(line.variant_id, line.product_id))
             return await rules.order_row(connection, order.id)
     except IntegrityError:
-        # Another request with this key committed first (the unique key decided).
+        # Another request with this key committed first (the unique key decided): answer as
+        # a retry would, with its order, or IDEMPOTENCY_KEY_REUSED if it was for another cart.
         if "fingerprint" not in seen:
             raise
         async with db.read() as connection:
             known = await _known_key(connection, user_id, key)
             if known is None:
                 raise
-            return await _replay(connection, known, lines=(), **seen)
+            return await _replay(connection, known, **seen)
 
 
 def _checked_key(request: CheckoutRequest) -> str:
