@@ -318,3 +318,23 @@ async def test_a_nested_orders_query_runs_one_statement_per_level_whatever_the_c
 
     # then both ran the same number of statements: loaders batch every relation level
     assert counts[0] == counts[1], counts
+
+
+NODE_ORDER = "query ($id: ID!) { node(id: $id) { id ... on Order { number status } } }"
+
+
+async def test_node_fetches_an_order_for_those_who_may_read_it(shop: Shop) -> None:
+    # given an order
+    variant = await variant_with_stock(shop, 10, offset=11)
+    buyer = await new_customer(shop)
+    order = await placed(shop, buyer, variant)
+
+    # when its customer, staff, another customer and a guest fetch it by node(id)
+    seen = [
+        (await caller.query(NODE_ORDER, {"id": order["id"]}))["node"]
+        for caller in (buyer, shop.staff, shop.other_customer, shop.anonymous)
+    ]
+
+    # then the customer and staff get it, the others null
+    expected = {"id": order["id"], "number": order["number"], "status": "PAID"}
+    assert seen == [expected, expected, None, None]
