@@ -341,3 +341,31 @@ async def test_after_a_checkout_no_cached_read_shows_the_old_stock(shop: Shop) -
 
     # then the next read says it is out of stock (the checkout's change events reached the caches)
     assert not await in_stock(shop, variant)
+
+
+ADD_ADDRESS = """
+mutation ($input: AddressInput!) { addAddress(input: $input) { address { id } userErrors { code } } }
+"""
+
+
+async def test_a_checkout_ships_to_an_address_of_the_book_and_not_to_someone_elses(
+    shop: Shop,
+) -> None:
+    # given a customer with an address in their book, and another customer's address
+    variant = await variant_with_stock(shop, 10, offset=13)
+    buyer, other = await new_customer(shop), await new_customer(shop)
+    mine = (await buyer.query(ADD_ADDRESS, {"input": ADDRESS}))["addAddress"]["address"]["id"]
+    theirs = (await other.query(ADD_ADDRESS, {"input": {**ADDRESS, "city": "Halle"}}))[
+        "addAddress"
+    ]["address"]["id"]
+    await fill_cart(buyer, variant["id"], 1)
+
+    # when they check out to the other customer's address, then to their own
+    before = await tables(shop)
+    refused = await checkout(buyer, address=None, address_id=theirs)
+    after = await tables(shop)
+    shipped = await checkout(buyer, address=None, address_id=mine)
+
+    # then the first is NOT_FOUND (and wrote nothing), the second ships to their address
+    assert refused["order"] is None and codes(refused) == ["NOT_FOUND"] and after == before
+    assert shipped["userErrors"] == [] and shipped["order"]["shippingAddress"] == ADDRESS
