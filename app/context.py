@@ -10,8 +10,10 @@ from app.loaders import Loaders
 from app.loaders.cached import EntityCache
 from app.platform.cache import CacheStats
 from app.platform.caching import Caching
+from app.platform.crypto import DataCipher
 from app.platform.ratelimit import RateLimiter
 from app.services.auth import ANONYMOUS, Viewer
+from app.services.payments.gateway import PaymentGateway
 from app.settings import Settings
 
 __all__ = ["ANONYMOUS", "Context", "Viewer"]
@@ -25,6 +27,9 @@ class Context:
     settings: Settings
     request_id: str
     rate_limiter: RateLimiter
+    # Built once per process: the gateway remembers idempotency keys, the cipher holds keys.
+    gateway: PaymentGateway
+    cipher: DataCipher
     viewer: Viewer = field(default=ANONYMOUS)
     client_ip: str = "-"
     caching: Caching | None = None

@@ -38,6 +38,7 @@ from app.http.steps import (
 from app.platform.cache import FailoverTaggedCache, TaggedCache
 from app.platform.caching import build_caching
 from app.platform.charged_read import ChargedReader, RedisChargedReader, SequentialChargedReader
+from app.platform.crypto import DataCipher
 from app.platform.passwords import password_hasher
 from app.platform.persisted_queries import build_persisted_query_store
 from app.platform.ratelimit import (
@@ -53,6 +54,7 @@ from app.schema.scopes import SCOPE_KEY
 from app.services.auth import Authenticator
 from app.services.documents import find_document
 from app.services.partners import grant_client_credentials, oauth_throttle
+from app.services.payments.gateway import SandboxGateway
 from app.settings import Environment, Settings
 
 
@@ -110,6 +112,8 @@ def create_app(settings: Settings) -> Starlette:
 
     authenticator = Authenticator(db, TokenService(settings))
     rate_limiter = build_rate_limiter(settings, redis)
+    gateway = SandboxGateway()  # the only gateway so far (development and tests)
+    cipher = DataCipher.from_settings(settings)
     budgets = Budgets.from_settings(settings)
 
     async def make_context(connection: HTTPConnection) -> Context:
@@ -119,6 +123,8 @@ def create_app(settings: Settings) -> Starlette:
             settings=settings,
             request_id=request_id_of(connection),
             rate_limiter=rate_limiter,
+            gateway=gateway,
+            cipher=cipher,
             viewer=viewer,
             client_ip=connection.client.host if connection.client else "-",
             caching=caching,

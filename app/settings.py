@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     # Carts: the most units of one variant in a cart, and the most lines (variants) in one cart.
     max_cart_line_quantity: Annotated[int, Field(ge=1, le=100_000)] = 99
     max_cart_lines: Annotated[int, Field(ge=1, le=1000)] = 50
+    # Checkout: the flat shipping fee of an order, in minor units of the shop currency.
+    shipping_fee_minor: Annotated[int, Field(ge=0, le=1_000_000)] = 0
     db_pool_size: Annotated[int, Field(ge=1, le=200)] = 10
     # A request waits this long at most for a pooled connection, a new one, or one statement.
     db_pool_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0

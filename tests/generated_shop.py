@@ -13,8 +13,10 @@ from app.context import Context, Viewer
 from app.db import Database
 from app.engine import GraphQLExecutor
 from app.models import Address, Category, Product, ProductVariant, Review, Role, User
+from app.platform.crypto import DataCipher
 from app.platform.global_ids import to_global_id
 from app.platform.ratelimit import MemoryRateLimiter
+from app.services.payments.gateway import SandboxGateway
 from app.services.seed import seed_catalog
 from app.settings import Settings
 from tests.conftest import Backend
@@ -123,6 +125,8 @@ def request_context(store: GeneratedStore, caller: str) -> Context:
         settings=store.settings,
         request_id="generated",
         rate_limiter=MemoryRateLimiter(),
+        gateway=SandboxGateway(),
+        cipher=DataCipher.from_settings(store.settings),
         viewer=store.viewers[caller],
     )
 

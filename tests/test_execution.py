@@ -10,8 +10,10 @@ import strawberry
 from app.context import Context
 from app.db import Database
 from app.engine import GraphQLExecutor
+from app.platform.crypto import DataCipher
 from app.platform.ratelimit import MemoryRateLimiter
 from app.schema import build_schema
+from app.services.payments.gateway import SandboxGateway
 from app.settings import Settings
 
 LISTING = """
@@ -94,7 +96,12 @@ async def _run(settings: Settings, mode: str) -> dict[str, Any]:
     db = Database.from_settings(settings)
     try:
         context = Context(
-            db=db, settings=settings, request_id="t", rate_limiter=MemoryRateLimiter()
+            db=db,
+            settings=settings,
+            request_id="t",
+            rate_limiter=MemoryRateLimiter(),
+            gateway=SandboxGateway(),
+            cipher=DataCipher.from_settings(settings),
         )
         result = await executor.execute(
             executor.prepare(LISTING), context=context, variables={"first": 25}, operation_name=None

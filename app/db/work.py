@@ -28,7 +28,7 @@ from app.platform.events import Change
 AfterCommit = Callable[[Sequence[Change]], Awaitable[None]]
 
 # Tables whose rows the caches keep, and the entity whose change a write to them needs;
-# carts too: never cached (viewer data), but what follows them (jobs, subscriptions) must hear.
+# carts and orders too: never cached (viewer data), but what follows them (jobs, subscriptions) must hear.
 CACHED_TABLES: dict[str, str] = {
     "categories": "Category",
     "products": "Product",
@@ -38,6 +38,12 @@ CACHED_TABLES: dict[str, str] = {
     "users": "User",
     "carts": "Cart",
     "cart_lines": "Cart",
+    # orders likewise (viewer data, never cached): every write of an order's rows is its change
+    "orders": "Order",
+    "order_lines": "Order",
+    "payments": "Order",
+    "payment_events": "Order",
+    "checkout_keys": "Order",
 }
 # A statement run with this execution option writes nothing (a row lock on SQLite).
 NOT_A_WRITE = "shopgraph_not_a_write"

@@ -22,6 +22,14 @@ from app.loaders.catalog import (
     VariantByIdLoader,
     VariantsByProductIdLoader,
 )
+from app.loaders.order_listing import OrderListingCountLoader, OrderListingLoader
+from app.loaders.orders import (
+    OrderByIdLoader,
+    OrderCountByUserIdLoader,
+    OrderLinesByOrderIdLoader,
+    OrderPagesByUserIdLoader,
+    PaymentsByOrderIdLoader,
+)
 from app.loaders.products import ProductCountLoader, ProductPagesLoader
 
 
@@ -147,3 +155,38 @@ class Loaders:
     def cart_lines_by_cart_id(self) -> CartLinesByCartIdLoader:
         """Each cart's lines, with their variants' prices and stock."""
         return CartLinesByCartIdLoader(self._db, **self._shared)
+
+    @cached_property
+    def order_by_id(self) -> OrderByIdLoader:
+        """Orders by id (who may see one is the caller's to check)."""
+        return OrderByIdLoader(self._db, **self._shared)
+
+    @cached_property
+    def order_lines_by_order_id(self) -> OrderLinesByOrderIdLoader:
+        """Each order's lines."""
+        return OrderLinesByOrderIdLoader(self._db, **self._shared)
+
+    @cached_property
+    def payments_by_order_id(self) -> PaymentsByOrderIdLoader:
+        """Each order's payments."""
+        return PaymentsByOrderIdLoader(self._db, **self._shared)
+
+    @cached_property
+    def order_pages_by_user_id(self) -> OrderPagesByUserIdLoader:
+        """Pages of each customer's orders, newest first."""
+        return OrderPagesByUserIdLoader(self._db, **self._shared)
+
+    @cached_property
+    def order_count_by_user_id(self) -> OrderCountByUserIdLoader:
+        """How many orders each customer has."""
+        return OrderCountByUserIdLoader(self._db, **self._shared)
+
+    @cached_property
+    def order_listing(self) -> OrderListingLoader:
+        """Pages of the staff order listing."""
+        return OrderListingLoader(self._db, **self._shared)
+
+    @cached_property
+    def order_listing_count(self) -> OrderListingCountLoader:
+        """Sizes of the staff order listing."""
+        return OrderListingCountLoader(self._db, **self._shared)

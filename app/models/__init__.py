@@ -4,6 +4,15 @@ from app.models.accounts import Address, RefreshToken, Role, User
 from app.models.base import Base
 from app.models.carts import Cart, CartLine
 from app.models.catalog import Category, Product, ProductImage, ProductVariant, Review
+from app.models.orders import (
+    CheckoutKey,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Payment,
+    PaymentEvent,
+    PaymentStatus,
+)
 from app.models.partners import Partner, TrustedDocument
 
 __all__ = [
@@ -12,7 +21,14 @@ __all__ = [
     "Cart",
     "CartLine",
     "Category",
+    "CheckoutKey",
+    "Order",
+    "OrderLine",
+    "OrderStatus",
     "Partner",
+    "Payment",
+    "PaymentEvent",
+    "PaymentStatus",
     "Product",
     "ProductImage",
     "ProductVariant",

@@ -27,9 +27,9 @@ DESCRIPTIONS: Final[dict[Scope, str]] = {
     "categories, rating summaries; node/nodes",
     Scope.INVENTORY_READ: "stock levels: ProductVariant.stockQuantity",
     Scope.REVIEWS_READ: "reviews: Product.reviews and every field of Review",
-    # Held ahead of checkout: the order fields will declare them; no field needs them yet.
-    Scope.ORDERS_READ: "orders, their lines and payments (no field yet: arrives with checkout)",
-    Scope.ORDERS_WRITE: "placing and changing orders (no field yet: arrives with checkout)",
+    Scope.ORDERS_READ: "orders, their lines and payments: order(id), orders",
+    # Held ahead of partner order changes: no field needs it yet (checkout acts for a person).
+    Scope.ORDERS_WRITE: "placing and changing orders (no field yet)",
 }
 
 # Declared by fields that act for a signed-in person (sign-in, the account, reviews written,

@@ -12,8 +12,10 @@ from app.context import Context, Viewer
 from app.loaders import Loaders
 from app.platform.errors import InvalidInput
 from app.platform.global_ids import from_global_id
+from app.resolvers.orders import may_read as may_read_order
 from app.schema.accounts import Address, User
 from app.schema.catalog import Category, Product, ProductVariant, Review
+from app.schema.orders import Order
 from app.schema.relay import Node
 from app.schema.scopes import CATALOG
 
@@ -66,6 +68,17 @@ async def _address(loaders: Loaders, pk: int) -> Node | None:
     return Address.from_row(row) if row is not None else None
 
 
+@_fetcher("Order")
+async def _order(loaders: Loaders, pk: int) -> Node | None:
+    row = await loaders.order_by_id.load(pk)
+    return Order.from_row(row) if row is not None else None
+
+
+def _order_visible(viewer: Viewer, node: Any) -> bool:
+    """An order is visible to its customer, staff and partners holding orders:read."""
+    return may_read_order(viewer, node.row)
+
+
 def _user_visible(viewer: Viewer, node: Any) -> bool:
     """A user is visible to themself and to staff."""
     return viewer.is_staff or (viewer.user_id is not None and node.pk == viewer.user_id)
@@ -80,6 +93,7 @@ def _address_visible(viewer: Viewer, node: Any) -> bool:
 _VISIBLE_TO: dict[str, Callable[[Viewer, Any], bool]] = {
     "User": _user_visible,
     "Address": _address_visible,
+    "Order": _order_visible,
 }
 
 

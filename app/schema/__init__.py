@@ -16,11 +16,12 @@ def build_schema() -> strawberry.Schema:
     # Imported here: the resolvers import the type modules of this package.
     from app.schema.accounts import Address, User
     from app.schema.catalog import Category, Product, ProductVariant, Review
+    from app.schema.orders import Order, Payment
     from app.schema.root import Mutation, Query
 
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
-        types=[Product, ProductVariant, Category, Review, User, Address],
+        types=[Product, ProductVariant, Category, Review, User, Address, Order, Payment],
         config=StrawberryConfig(),
     )

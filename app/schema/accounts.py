@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from sqlalchemy import Row
@@ -14,8 +14,11 @@ from app.schema.cart import Cart
 from app.schema.enums import graphql_enum
 from app.schema.errors import UserError
 from app.schema.permissions import IsSelfOrStaff
-from app.schema.relay import Node
-from app.schema.scopes import NOT_FOR_PARTNERS
+from app.schema.relay import After, Before, First, Last, Node, Paging
+from app.schema.scopes import NOT_FOR_PARTNERS, ORDERS
+
+if TYPE_CHECKING:
+    from app.schema.orders import OrderConnection
 
 graphql_enum(
     Role,
@@ -110,6 +113,29 @@ class User(Node):
     async def cart(self, info: strawberry.Info) -> Cart | None:
         row = await info.context.loaders.cart_by_user_id.load(self.pk)
         return Cart.from_row(row) if row is not None else None
+
+    @strawberry.field(
+        description="The user's orders, newest first. Only the user themself and staff may see "
+        "them.",
+        permission_classes=[IsSelfOrStaff],
+        metadata=ORDERS,
+    )
+    async def orders(
+        self,
+        info: strawberry.Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Annotated[OrderConnection, strawberry.lazy("app.schema.orders")]:
+        from app.loaders.orders import ORDER_SORT
+        from app.schema.orders import OrderConnection
+
+        page = Paging(first, after, last, before).request(ORDER_SORT, info.context.settings)
+        loaders = info.context.loaders
+        result = await loaders.order_pages_by_user_id.load((self.pk, page))
+        total = await loaders.order_count_by_user_id.load(self.pk)
+        return OrderConnection.from_page(result, total_count=total)
 
 
 @strawberry.type(

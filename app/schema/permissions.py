@@ -45,6 +45,18 @@ class CanSeeStock(BasePermission):
         return bool(viewer.is_staff or Scope.INVENTORY_READ in viewer.scopes)
 
 
+class CanListOrders(BasePermission):
+    """Allows staff, and partners holding orders:read (the order listing)."""
+
+    message = "Only staff, and partners with the scope orders:read, may list orders"
+    error_extensions = {"code": ErrorCode.FORBIDDEN.value}
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        """Whether the viewer is staff or a partner token holding orders:read."""
+        viewer = info.context.viewer
+        return bool(viewer.is_staff or Scope.ORDERS_READ in viewer.scopes)
+
+
 class IsSelfOrStaff(BasePermission):
     """On fields of User: allows the user themself and staff (e.g. email, addresses)."""
 

@@ -9,13 +9,14 @@ from app.resolvers.cart import CartMutation, CartQuery
 from app.resolvers.catalog import CatalogQuery
 from app.resolvers.catalog_admin import CatalogAdminMutation, ReviewMutation
 from app.resolvers.node import NodeQuery
+from app.resolvers.orders import OrderMutation, OrderQuery
 
 
 @strawberry.type(description="Everything clients can read.")
-class Query(NodeQuery, CatalogQuery, AccountQuery, CartQuery):
+class Query(NodeQuery, CatalogQuery, AccountQuery, CartQuery, OrderQuery):
     """The root query type."""
 
 
 @strawberry.type(description="Everything clients can change.")
-class Mutation(AccountMutation, CartMutation, CatalogAdminMutation, ReviewMutation):
+class Mutation(AccountMutation, CartMutation, OrderMutation, CatalogAdminMutation, ReviewMutation):
     """The root mutation type."""

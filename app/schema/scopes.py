@@ -25,5 +25,6 @@ def needs(scope: Scope) -> dict[str, Any]:
 CATALOG: Final = needs(Scope.CATALOG_READ)
 INVENTORY: Final = needs(Scope.INVENTORY_READ)
 REVIEWS: Final = needs(Scope.REVIEWS_READ)
+ORDERS: Final = needs(Scope.ORDERS_READ)
 # Field metadata: no partner token may select this field.
 NOT_FOR_PARTNERS: Final[dict[str, Any]] = {SCOPE_KEY: USERS_ONLY}

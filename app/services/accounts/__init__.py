@@ -3,6 +3,7 @@
 from app.services.accounts.profile import (
     AddressFields,
     add_address,
+    address_values,
     create_user,
     register,
     remove_address,
@@ -23,6 +24,7 @@ __all__ = [
     "AddressFields",
     "SignedIn",
     "add_address",
+    "address_values",
     "change_password",
     "create_user",
     "login",

@@ -112,7 +112,7 @@ async def update_profile(db: Database, *, user_id: int, full_name: str) -> Row[A
 
 async def add_address(db: Database, *, user_id: int, address: AddressFields) -> Row[Any]:
     """Add an address to the user's address book."""
-    values = _address_values(address)
+    values = address_values(address)
     async with db.unit_of_work() as work:
         connection = work.connection
         # Serializes this owner's inserts, so the count below cannot go stale (issue 9).
@@ -138,7 +138,7 @@ async def update_address(
     db: Database, *, user_id: int, address_id: int, address: AddressFields
 ) -> Row[Any]:
     """Replace the fields of one of the user's addresses; NotFound for anyone else's."""
-    values = _address_values(address)
+    values = address_values(address)
     async with db.unit_of_work() as work:
         connection = work.connection
         row = (
@@ -217,7 +217,8 @@ async def _insert_user(
     return row
 
 
-def _address_values(address: AddressFields) -> dict[str, Any]:
+def address_values(address: AddressFields) -> dict[str, Any]:
+    """The address's fields trimmed and checked (InvalidInput naming the field at fault)."""
     country = address.country.strip().upper()
     if not COUNTRY_CODE.match(country):
         raise DomainError("Use the two-letter ISO 3166 country code, e.g. DE", field="country")
