@@ -34,6 +34,7 @@ from app.loaders.products import (
     sort_value,
 )
 from app.models import Address, Base, Cart, CartLine, Partner, RefreshToken, TrustedDocument
+from app.models.orders import CheckoutKey, Order, OrderLine, Payment, PaymentEvent
 from app.platform.pagination import Cursor, PageRequest
 from app.services.seed import seed_catalog
 from tests.conftest import Backend, in_thread, make_backend
@@ -173,9 +174,91 @@ async def pg_db(
             await connection.execute(
                 insert(CartLine), [{"cart_id": cart_id, "variant_id": variant_id, "quantity": 2}]
             )
+            await _an_order(connection, user_id=user_id, cart_id=cart_id, variant_id=variant_id)
         yield db
     finally:
         await db.dispose()
+
+
+async def _an_order(connection: Any, *, user_id: int, cart_id: int, variant_id: int) -> None:
+    """An order with a line, a payment with an event, and its checkout key (raw rows)."""
+    order_id = (
+        await connection.execute(
+            insert(Order).returning(Order.id),
+            [
+                {
+                    "number": "SG-000001",
+                    "status": "PAID",
+                    "user_id": user_id,
+                    "currency": "EUR",
+                    "subtotal_minor": 1998,
+                    "shipping_minor": 0,
+                    "total_minor": 1998,
+                    "ship_full_name": "sg1.dev.sealed",
+                    "ship_line1": "sg1.dev.sealed",
+                    "ship_line2": None,
+                    "ship_city": "sg1.dev.sealed",
+                    "ship_postal_code": "sg1.dev.sealed",
+                    "ship_country": "DE",
+                }
+            ],
+        )
+    ).scalar_one()
+    await connection.execute(
+        insert(OrderLine),
+        [
+            {
+                "order_id": order_id,
+                "variant_id": variant_id,
+                "sku": "SKU-1",
+                "product_name": "A product",
+                "variant_name": "Default",
+                "unit_price_minor": 999,
+                "currency": "EUR",
+                "quantity": 2,
+            }
+        ],
+    )
+    payment_id = (
+        await connection.execute(
+            insert(Payment).returning(Payment.id),
+            [
+                {
+                    "order_id": order_id,
+                    "gateway": "test",
+                    "status": "CAPTURED",
+                    "amount_minor": 1998,
+                    "currency": "EUR",
+                    "authorization_ref": "auth_1",
+                    "capture_ref": "cap_1",
+                }
+            ],
+        )
+    ).scalar_one()
+    await connection.execute(
+        insert(PaymentEvent),
+        [
+            {
+                "payment_id": payment_id,
+                "status": "CAPTURED",
+                "gateway_ref": "cap_1",
+                "amount_minor": 1998,
+                "note": None,
+            }
+        ],
+    )
+    await connection.execute(
+        insert(CheckoutKey),
+        [
+            {
+                "user_id": user_id,
+                "idempotency_key": "k1",
+                "cart_id": cart_id,
+                "fingerprint": "f" * 64,
+                "order_id": order_id,
+            }
+        ],
+    )
 
 
 @pytest.fixture
