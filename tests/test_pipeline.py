@@ -54,7 +54,7 @@ async def served_steps(backend: Backend) -> AsyncIterator[list[Step]]:
     [route] = [
         route for route in app.routes if isinstance(route, Route) and route.path == "/graphql"
     ]
-    endpoint = route.endpoint.__self__  # type: ignore[attr-defined]
+    endpoint = route.endpoint  # the endpoint object itself is the route's ASGI app
     assert isinstance(endpoint, GraphQLEndpoint)
     async with app.router.lifespan_context(app):
         yield list(endpoint.pipeline.steps)
