@@ -54,7 +54,7 @@ from app.schema.scopes import SCOPE_KEY
 from app.services.auth import Authenticator
 from app.services.documents import find_document
 from app.services.partners import grant_client_credentials, oauth_throttle
-from app.services.payments.gateway import SandboxGateway
+from app.services.payments.gateway import NoGateway, PaymentGateway, SandboxGateway
 from app.settings import Environment, Settings
 
 
@@ -101,6 +101,14 @@ def _charged_reader(
     )
 
 
+def payment_gateway_for(settings: Settings) -> PaymentGateway:
+    """The test gateway, unless production did not ask for it (or asked for none)."""
+    chosen = settings.payment_gateway
+    if chosen is None:
+        chosen = "none" if settings.env is Environment.PRODUCTION else "test"
+    return SandboxGateway() if chosen == "test" else NoGateway()
+
+
 def create_app(settings: Settings) -> Starlette:
     """Build the ASGI app; engines are opened in the lifespan and closed after it."""
     db = Database.from_settings(settings)
@@ -112,7 +120,7 @@ def create_app(settings: Settings) -> Starlette:
 
     authenticator = Authenticator(db, TokenService(settings))
     rate_limiter = build_rate_limiter(settings, redis)
-    gateway = SandboxGateway()  # the only gateway so far (development and tests)
+    gateway = payment_gateway_for(settings)
     cipher = DataCipher.from_settings(settings)
     budgets = Budgets.from_settings(settings)
 

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     max_cart_lines: Annotated[int, Field(ge=1, le=1000)] = 50
     # Checkout: the flat shipping fee of an order, in minor units of the shop currency.
     shipping_fee_minor: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    # "test": the built-in test gateway; "none": every payment declined. Unset: test, but
+    # none in production (tok_success must never pay for a real order by default).
+    payment_gateway: Literal["test", "none"] | None = None
     db_pool_size: Annotated[int, Field(ge=1, le=200)] = 10
     # A request waits this long at most for a pooled connection, a new one, or one statement.
     db_pool_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0

@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 
+from app.main import payment_gateway_for
 from app.platform.global_ids import to_global_id
+from app.services.payments.gateway import NoGateway, SandboxGateway
+from app.settings import Environment, Settings
 from tests.checkout_shop import (
     ADDRESS,
     checkout,
@@ -20,7 +23,7 @@ from tests.checkout_shop import (
     tables,
     variant_with_stock,
 )
-from tests.conftest import Backend
+from tests.conftest import PRODUCTION_DATA_KEYS, Backend
 from tests.private_shop import Shop, private_shop
 
 SHIPPING_MINOR = 495
@@ -369,3 +372,33 @@ async def test_a_checkout_ships_to_an_address_of_the_book_and_not_to_someone_els
     # then the first is NOT_FOUND (and wrote nothing), the second ships to their address
     assert refused["order"] is None and codes(refused) == ["NOT_FOUND"] and after == before
     assert shipped["userErrors"] == [] and shipped["order"]["shippingAddress"] == ADDRESS
+
+
+async def test_without_a_payment_gateway_every_checkout_is_declined_and_writes_nothing(
+    backend: Backend, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # given a shop that names no gateway (what production runs unless it asks for one)
+    async with private_shop(
+        backend, tmp_path_factory.mktemp("nogateway"), "nogateway", payment_gateway="none"
+    ) as shop:
+        variant = await variant_with_stock(shop, 3)
+        buyer = await new_customer(shop)
+        await fill_cart(buyer, variant["id"], 1)
+        before = await tables(shop)
+
+        # when a customer checks out with the test gateway's good token
+        payload = await checkout(buyer, payment_token="tok_success")
+
+        # then it is declined, saying why, and nothing was written
+        assert payload["order"] is None and codes(payload) == ["PAYMENT_DECLINED"]
+        assert "not configured" in payload["userErrors"][0]["message"]
+        assert await tables(shop) == before
+        assert await stock_of(shop, variant) == 3
+
+
+def test_production_runs_the_test_gateway_only_when_asked() -> None:
+    production = Settings(env=Environment.PRODUCTION, secret_key="s" * 64, **PRODUCTION_DATA_KEYS)
+    assert isinstance(payment_gateway_for(production), NoGateway)
+    asked = production.model_copy(update={"payment_gateway": "test"})
+    assert isinstance(payment_gateway_for(asked), SandboxGateway)
+    assert isinstance(payment_gateway_for(Settings()), SandboxGateway)  # development

@@ -33,6 +33,7 @@ class DeclineReason(StrEnum):
     INVALID_TOKEN = "INVALID_TOKEN"
     AMOUNT_TOO_LARGE = "AMOUNT_TOO_LARGE"  # more than authorized, or than left to refund
     ALREADY_CAPTURED = "ALREADY_CAPTURED"
+    NOT_CONFIGURED = "NOT_CONFIGURED"  # the server has no payment gateway
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,38 @@ class PaymentGateway(Protocol):
     ) -> Refund | Declined:
         """Give back `amount` (at most what is left) of a capture."""
         ...
+
+
+class NoGateway:
+    """No payment provider: every authorization is declined, nothing is held or charged.
+
+    What a production server without a configured gateway runs, so the test gateway's
+    tokens never pay for a real order.
+    """
+
+    name = "none"
+    _declined = Declined(
+        DeclineReason.NOT_CONFIGURED,
+        "Payments are not configured on this server (SHOPGRAPH_PAYMENT_GATEWAY)",
+    )
+
+    async def authorize(
+        self, *, amount: int, currency: str, token: str, idempotency_key: str
+    ) -> Authorization | Declined:
+        """Decline: there is no provider to hold the amount."""
+        return self._declined
+
+    async def capture(
+        self, *, authorization_id: str, amount: int, idempotency_key: str
+    ) -> Capture | Declined:
+        """Decline: nothing was ever authorized here."""
+        return self._declined
+
+    async def refund(
+        self, *, capture_id: str, amount: int, idempotency_key: str
+    ) -> Refund | Declined:
+        """Decline: nothing was ever captured here."""
+        return self._declined
 
 
 # The test gateway's ids carry what it needs to know about them (behaviour, amount and
