@@ -6,13 +6,17 @@ is the fixture, `RedisServer` the process.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
 import time
+import uuid
+from typing import Any
 
 import pytest
 from redis import Redis as SyncRedis
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 needs_redis_server = pytest.mark.skipif(
@@ -68,4 +72,21 @@ class RedisServer:
             return sorted(key.decode() for key in client.keys("*"))
 
 
-__all__ = ["RedisServer", "needs_redis_server"]
+# Settings of a client whose pool has one connection that a test can hold (a busy pool),
+# waiting briefly for it and never failing over for the length of a test.
+ONE_CONNECTION: dict[str, Any] = {
+    "rate_limit_key_prefix": "rl:",
+    "redis_pool_size": 1,
+    "redis_pool_timeout_seconds": 0.05,
+    "redis_failover_pause_seconds": 60,
+}
+
+
+async def hold_the_only_connection(redis: Redis) -> asyncio.Task[Any]:
+    """Hold the pool's one connection with a blocking command for half a second."""
+    holder = asyncio.create_task(redis.blpop([f"held-{uuid.uuid4().hex}"], timeout=0.5))
+    await asyncio.sleep(0.05)
+    return holder
+
+
+__all__ = ["ONE_CONNECTION", "RedisServer", "hold_the_only_connection", "needs_redis_server"]

@@ -9,7 +9,6 @@ round trip; it runs no SQL.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,7 +23,12 @@ from app.platform.cache import FailoverTaggedCache, RedisTaggedCache
 from app.platform.charged_read import RedisChargedReader, SequentialChargedReader
 from app.platform.ratelimit import Budget, build_rate_limiter, redis_client_from_settings
 from tests.conftest import Backend
-from tests.redis_server import RedisServer, needs_redis_server
+from tests.redis_server import (
+    ONE_CONNECTION,
+    RedisServer,
+    hold_the_only_connection,
+    needs_redis_server,
+)
 
 pytestmark = needs_redis_server
 
@@ -132,13 +136,7 @@ async def test_a_miss_reads_with_its_take_and_pays_the_actual_cost(
 async def test_a_busy_pool_refuses_the_charged_read_instead_of_failing_over(
     backend: Backend, redis_server: RedisServer
 ) -> None:
-    settings = backend.settings(
-        redis_url=redis_server.url,
-        rate_limit_key_prefix="rl:",
-        redis_pool_size=1,
-        redis_pool_timeout_seconds=0.05,
-        redis_failover_pause_seconds=60,
-    )
+    settings = backend.settings(redis_url=redis_server.url, **ONE_CONNECTION)
     redis = redis_client_from_settings(settings)
     assert redis is not None
     cache = FailoverTaggedCache(RedisTaggedCache(redis, prefix="c:"), pause_seconds=60)
@@ -153,9 +151,7 @@ async def test_a_busy_pool_refuses_the_charged_read_instead_of_failing_over(
     budget = Budget("caller", 10, 0.001)
     try:
         first = await reader.read(budget, "k", due=1, requested=2)  # loads the script
-        # the pool's one connection is held by a blocking command for half a second
-        holder = asyncio.create_task(redis.blpop([f"held-{uuid.uuid4().hex}"], timeout=0.5))
-        await asyncio.sleep(0.05)
+        holder = await hold_the_only_connection(redis)  # for half a second
         with capture_logs() as logs:
             flood = await asyncio.gather(
                 *(reader.read(budget, "k", due=1, requested=2) for _ in range(30))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,7 +23,7 @@ from structlog.testing import capture_logs
 from app.main import create_app
 from app.platform.ratelimit import build_rate_limiter, redis_client_from_settings
 from tests.conftest import Backend
-from tests.redis_server import RedisServer
+from tests.redis_server import ONE_CONNECTION, RedisServer, hold_the_only_connection
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 
@@ -103,21 +102,13 @@ async def test_a_restart_between_requests_is_no_outage(
 async def test_pool_exhaustion_waits_then_refuses_instead_of_limiting_per_process(
     backend: Backend, redis_server: RedisServer
 ) -> None:
-    settings = backend.settings(
-        redis_url=redis_server.url,
-        rate_limit_key_prefix="rl:",
-        redis_pool_size=1,
-        redis_pool_timeout_seconds=0.05,
-        redis_failover_pause_seconds=60,
-    )
+    settings = backend.settings(redis_url=redis_server.url, **ONE_CONNECTION)
     redis = redis_client_from_settings(settings)
     assert redis is not None
     limiter = build_rate_limiter(settings, redis)
     budget = {"capacity": 10, "restore_rate": 0.001}
     try:
-        # the pool's one connection is held by a blocking command for half a second
-        holder = asyncio.create_task(redis.blpop([f"held-{uuid.uuid4().hex}"], timeout=0.5))
-        await asyncio.sleep(0.05)
+        holder = await hold_the_only_connection(redis)  # for half a second
         with capture_logs() as logs:
             flood = await asyncio.gather(*(limiter.take("caller", 1, **budget) for _ in range(30)))
         await holder

@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 
 from app.platform.cache import GENERATION_LUA, FailoverTaggedCache, Snapshot, TaggedCache
 from app.platform.ratelimit import (
+    BUCKET_LUA,
     BucketState,
     Budget,
     RateLimiter,
@@ -108,10 +109,11 @@ async def take_with_due(
 # Returns {generation, sequence, allowed (1/0), available in the emptiest bucket,
 # operation points, due taken (1/0), value or nil}: when due + operation points do not
 # fit every bucket, due alone is taken if it fits every one. The buckets are the rate
-# limiter's hashes (app/platform/ratelimit.py: `available`, `updated`, same expiry), so
-# both scripts may take from the same bucket.
+# limiter's hashes, read and written by its BUCKET_LUA functions, so both scripts may
+# take from the same bucket.
 _CHARGED_READ = (
     GENERATION_LUA
+    + BUCKET_LUA
     + """
 local sequence = redis.call('GET', KEYS[2]) or '0'
 local value = redis.call('GET', ARGV[1] .. gen .. ':' .. ARGV[2])
@@ -120,24 +122,16 @@ if value then
   local price = string.match(value, '^(%d+) ')
   if price then operation = tonumber(price) else value = false end
 end
-local points = tonumber(ARGV[3]) + operation
+local due = tonumber(ARGV[3])
+local points = due + operation
 local capacity = tonumber(ARGV[5])
 local rate = tonumber(ARGV[6])
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local due = tonumber(ARGV[3])
+local now = server_now()
 local levels = {}
 local allowed = 1
 local admitted = 1
 for i = 3, #KEYS do
-  local state = redis.call('HMGET', KEYS[i], 'available', 'updated')
-  local available = tonumber(state[1])
-  local updated = tonumber(state[2])
-  if available == nil or updated == nil then
-    available = capacity
-    updated = now
-  end
-  available = math.min(capacity, available + math.max(0, now - updated) * rate)
+  local available = bucket_level(KEYS[i], capacity, rate, now)
   if points > available then allowed = 0 end
   if due > available then admitted = 0 end
   levels[i] = available
@@ -147,8 +141,7 @@ if allowed == 1 then taken = points elseif admitted == 1 then taken = due end
 local emptiest = capacity
 for i = 3, #KEYS do
   local available = levels[i] - taken
-  redis.call('HSET', KEYS[i], 'available', tostring(available), 'updated', tostring(now))
-  redis.call('PEXPIRE', KEYS[i], math.ceil((capacity - available) / rate * 1000) + 1000)
+  store_level(KEYS[i], available, capacity, rate, now)
   if available < emptiest then emptiest = available end
 end
 if allowed == 0 then value = false end

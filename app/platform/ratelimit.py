@@ -108,23 +108,39 @@ class MemoryRateLimiter:
         return BucketState(True, available, capacity, restore_rate, 0.0)
 
 
+# A bucket's hash holds its level and the server time it was measured at, and expires
+# when the bucket would be full again anyway. Both bucket scripts (this module's and
+# app/platform/charged_read.py's) read and write it through these two functions.
+BUCKET_LUA = """
+local function bucket_level(key, capacity, rate, now)
+  local state = redis.call('HMGET', key, 'available', 'updated')
+  local available = tonumber(state[1])
+  local updated = tonumber(state[2])
+  if available == nil or updated == nil then
+    return capacity
+  end
+  return math.min(capacity, available + math.max(0, now - updated) * rate)
+end
+local function store_level(key, available, capacity, rate, now)
+  redis.call('HSET', key, 'available', tostring(available), 'updated', tostring(now))
+  redis.call('PEXPIRE', key, math.ceil((capacity - available) / rate * 1000) + 1000)
+end
+local function server_now()
+  local clock = redis.call('TIME')
+  return tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+end
+"""
+
 # KEYS[1]: the bucket. ARGV: points, capacity, restore rate, "take" or "give".
-# Returns {1 if allowed, available as a string}. The hash holds the level and the server
-# time it was measured at; it expires when the bucket would be full again anyway.
-_BUCKET_SCRIPT = """
+# Returns {1 if allowed, available as a string}.
+_BUCKET_SCRIPT = (
+    BUCKET_LUA
+    + """
 local points = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
 local rate = tonumber(ARGV[3])
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'available', 'updated')
-local available = tonumber(state[1])
-local updated = tonumber(state[2])
-if available == nil or updated == nil then
-  available = capacity
-  updated = now
-end
-available = math.min(capacity, available + math.max(0, now - updated) * rate)
+local now = server_now()
+local available = bucket_level(KEYS[1], capacity, rate, now)
 local allowed = 1
 if ARGV[4] == 'take' then
   if points > available then
@@ -135,10 +151,10 @@ if ARGV[4] == 'take' then
 else
   available = math.min(capacity, available + points)
 end
-redis.call('HSET', KEYS[1], 'available', tostring(available), 'updated', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - available) / rate * 1000) + 1000)
+store_level(KEYS[1], available, capacity, rate, now)
 return {allowed, tostring(available)}
 """
+)
 
 
 def retry_after(cost: float, available: float, capacity: int, restore_rate: float) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import strawberry
 from strawberry.permission import BasePermission
@@ -33,28 +33,30 @@ class IsStaff(BasePermission):
         return bool(info.context.viewer.is_staff)
 
 
-class CanSeeStock(BasePermission):
+class StaffOrScope(BasePermission):
+    """Allows staff, and partner tokens holding `scope` (set by each subclass)."""
+
+    scope: ClassVar[Scope]
+    error_extensions = {"code": ErrorCode.FORBIDDEN.value}
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        """Whether the viewer is staff or a partner token holding the scope."""
+        viewer = info.context.viewer
+        return bool(viewer.is_staff or self.scope in viewer.scopes)
+
+
+class CanSeeStock(StaffOrScope):
     """Allows staff, and partners holding inventory:read (stock levels)."""
 
+    scope = Scope.INVENTORY_READ
     message = "Only staff, and partners with the scope inventory:read, may see stock levels"
-    error_extensions = {"code": ErrorCode.FORBIDDEN.value}
-
-    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
-        """Whether the viewer is staff or a partner token holding inventory:read."""
-        viewer = info.context.viewer
-        return bool(viewer.is_staff or Scope.INVENTORY_READ in viewer.scopes)
 
 
-class CanListOrders(BasePermission):
+class CanListOrders(StaffOrScope):
     """Allows staff, and partners holding orders:read (the order listing)."""
 
+    scope = Scope.ORDERS_READ
     message = "Only staff, and partners with the scope orders:read, may list orders"
-    error_extensions = {"code": ErrorCode.FORBIDDEN.value}
-
-    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
-        """Whether the viewer is staff or a partner token holding orders:read."""
-        viewer = info.context.viewer
-        return bool(viewer.is_staff or Scope.ORDERS_READ in viewer.scopes)
 
 
 class IsSelfOrStaff(BasePermission):
