@@ -34,6 +34,7 @@ cli = typer.Typer(
 SCHEMA_PATH = Path("schema.graphql")
 # What a `serve` worker imports as its HTTP protocol: server_protocol(settings), built in app.asgi.
 WORKER_HTTP_PROTOCOL = "app.asgi:http_protocol"
+WORKER_WS_PROTOCOL = "app.http.server_protocol:GoingAwayWebSocketProtocol"
 
 
 class CommandError(Exception):
@@ -110,6 +111,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         raise CommandError(f"dependencies: {error}") from None
     options: dict[str, Any] = {
         "http": protocol,
+        # WebSockets closed with 1001 at shutdown (clients reconnect to another server).
+        "ws": WORKER_WS_PROTOCOL,
         "timeout_keep_alive": settings.timeout_keep_alive_seconds,
         "h11_max_incomplete_event_size": settings.h11_max_incomplete_event_size,
         "timeout_graceful_shutdown": settings.timeout_graceful_shutdown_seconds,

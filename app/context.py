@@ -43,3 +43,8 @@ class Context:
         if caching is not None and caching.cache is not None:
             entity_cache = EntityCache(caching.cache, caching.entity_ttl_seconds, self.cache_stats)
         return Loaders(self.db, include_unpublished=self.viewer.is_staff, entity_cache=entity_cache)
+
+    def renew_loaders(self) -> Loaders:
+        """Fresh loaders from now on (a subscription's next event must not see the last one's)."""
+        self.__dict__.pop("loaders", None)
+        return self.loaders

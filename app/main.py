@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import HTTPConnection
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from strawberry.schema import Schema
 
@@ -27,6 +27,7 @@ from app.http.oauth import TokenEndpoint
 from app.http.persisted import AnswerUnresolved, Policy, ResolveDocument
 from app.http.pipeline import Pipeline, Step
 from app.http.response_cache import ResponseCache
+from app.http.sse import EventStreams
 from app.http.steps import (
     Authenticate,
     Execute,
@@ -35,6 +36,8 @@ from app.http.steps import (
     RateLimit,
     Refund,
 )
+from app.http.subscriptions import StreamingOperations, Subscribe
+from app.http.websocket import SocketLimits, WebSocketEndpoint
 from app.platform.cache import FailoverTaggedCache, TaggedCache
 from app.platform.caching import build_caching
 from app.platform.charged_read import ChargedReader, RedisChargedReader, SequentialChargedReader
@@ -193,13 +196,46 @@ def create_app(settings: Settings) -> Starlette:
         )
         steps += [rate_limit, Refund(rate_limiter)]
     steps.append(response_cache)
-    steps.append(
-        Execute(
-            executor,
-            timeout_seconds=settings.operation_timeout_seconds,
-            # extensions.debug.sqlStatements: counted by the data layer, around execution only.
-            count_statements=count_statements if settings.debug_enabled else None,
+    execute = Execute(
+        executor,
+        timeout_seconds=settings.operation_timeout_seconds,
+        # extensions.debug.sqlStatements: counted by the data layer, around execution only.
+        count_statements=count_statements if settings.debug_enabled else None,
+    )
+    steps.append(execute)
+    # WebSocket and SSE: the same steps up to the rate limit, then a subscription starts
+    # (or a query or mutation runs); no response cache.
+    streaming_steps = [*steps[: steps.index(response_cache)], Subscribe(executor, execute)]
+    if limiting:
+        streaming_steps[streaming_steps.index(rate_limit)] = RateLimit(
+            rate_limiter, budget_for, hold_refusal_seconds=settings.throttled_hold_seconds
         )
+    streaming = StreamingOperations(
+        Pipeline(
+            streaming_steps,
+            time_limit=settings.operation_timeout_seconds,
+            translate=database_outage,
+        )
+    )
+
+    async def identify(authorization: str | None, client_ip: str) -> tuple[str, float | None]:
+        viewer = await authenticator.viewer_for(authorization)
+        if viewer.partner_id is not None:
+            return f"partner:{viewer.partner_id}", viewer.expires_at
+        if viewer.user_id is not None:
+            return f"user:{viewer.user_id}", viewer.expires_at
+        return f"ip:{client_ip}", None
+
+    websocket = WebSocketEndpoint(
+        streaming,
+        identify,
+        SocketLimits(
+            init_timeout_seconds=settings.ws_init_timeout_seconds,
+            keep_alive_seconds=settings.stream_keep_alive_seconds,
+            max_operations=settings.ws_max_operations,
+            max_connections_per_viewer=settings.ws_max_connections_per_viewer,
+            max_message_bytes=settings.max_body_bytes,
+        ),
     )
     graphql = GraphQLEndpoint(
         Pipeline(
@@ -210,6 +246,9 @@ def create_app(settings: Settings) -> Starlette:
         max_body_bytes=settings.max_body_bytes,
         body_timeout_seconds=settings.body_timeout_seconds,
         graphiql=settings.env is Environment.DEVELOPMENT or bool(settings.debug),
+        event_streams=EventStreams(
+            streaming, keep_alive_seconds=settings.stream_keep_alive_seconds
+        ),
     )
 
     oauth_token = TokenEndpoint(
@@ -244,6 +283,7 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            WebSocketRoute("/graphql", websocket),
             Route("/health", health, methods=["GET"]),
             Route("/readyz", readiness.handle, methods=["GET"]),
             Route("/oauth/token", oauth_token.handle, methods=["POST"]),
@@ -262,6 +302,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.schema = schema
     app.state.settings = settings
     app.state.caching = caching
+    app.state.websocket = websocket
     return app
 
 

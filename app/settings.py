@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     max_page_size: Annotated[int, Field(ge=1, le=1000)] = 100
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
+    # Subscriptions (WebSocket): connection_init must come within the timeout; keep-alive
+    # while idle; operations per connection and connections per viewer (per process).
+    ws_init_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    stream_keep_alive_seconds: Annotated[float, Field(gt=0, le=3600)] = 15.0
+    ws_max_operations: Annotated[int, Field(ge=1, le=1000)] = 20
+    ws_max_connections_per_viewer: Annotated[int, Field(ge=1, le=100_000)] = 10
     gzip_min_bytes: Annotated[int, Field(ge=0)] = 1000
     # Carts: the most units of one variant in a cart, and the most lines (variants) in one cart.
     max_cart_line_quantity: Annotated[int, Field(ge=1, le=100_000)] = 99

@@ -39,8 +39,7 @@ def live_server(app: ASGIApp, **options: Any) -> Iterator[str]:
         port=port,
         log_level="warning",
         access_log=False,
-        ws="none",
-        **options,
+        **{"ws": "none", **options},
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)

@@ -79,12 +79,16 @@ async def test_changes_go_out_after_commit_and_never_on_rollback(
         bus = shop.app.state.caching.bus
         received: asyncio.Queue[object] = asyncio.Queue()
 
+        subscribed = asyncio.Event()
+
         async def listen() -> None:
-            async for changes in bus.subscribe():
-                await received.put(changes)
+            async with bus.subscription() as batches:
+                subscribed.set()
+                async for changes in batches:
+                    await received.put(changes)
 
         listener = asyncio.create_task(listen())
-        await asyncio.sleep(0.2)  # Redis: the SUBSCRIBE is in place
+        await asyncio.wait_for(subscribed.wait(), timeout=5)
         try:
             # when a mutation fails (a slug that is taken: the transaction rolls back)
             taken = await shop.value("SELECT slug FROM products LIMIT 1")

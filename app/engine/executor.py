@@ -12,7 +12,7 @@ unchanged either way.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from inspect import isawaitable
 from typing import Any
 
@@ -32,7 +32,7 @@ from app.engine.documents import (
     PreparedDocument,
     prepare_document,
 )
-from app.engine.fallback import execute_on_graphql_core
+from app.engine.fallback import execute_on_graphql_core, subscribe_on_graphql_core
 from app.engine.plan_compile import OperationPlan
 from app.engine.plan_run import PlanRun
 from app.engine.requirements import Required, RequiredMetadata
@@ -147,6 +147,33 @@ class GraphQLExecutor:
                     raise OperationTimeout(f"not finished within {time_limit:g} s") from None
         assert isinstance(result, ExecutionResult)
         return result
+
+    async def subscribe(
+        self,
+        prepared: PreparedDocument,
+        *,
+        context: Any,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+    ) -> AsyncIterator[ExecutionResult] | ExecutionResult:
+        """Start a subscription of a valid prepared document: its results, or why it cannot start.
+
+        Each event's results are executed by graphql-core as they come; the stream raises
+        what the field's source raises (a permission refused, a failure), for the
+        transport to report.
+        """
+        assert prepared.document is not None
+        started = subscribe_on_graphql_core(
+            self.core_schema,
+            prepared.document,
+            context=context,
+            variables=variables,
+            operation_name=operation_name,
+            hide_suggestions=self.hide_suggestions,
+        )
+        if isawaitable(started):
+            started = await started
+        return started
 
     def _execute_planned(
         self,

@@ -9,6 +9,7 @@
 - Request-level failures (bad JSON, no query, wrong content type, body too large)
   answer GraphQL-shaped JSON errors, never plain text.
 - A browser asking for HTML gets GraphiQL.
+- A request accepting `text/event-stream` is served over SSE (app/http/sse.py).
 
 Everything between reading the request and writing the response (authentication,
 limits and cost, rate limits, execution) is the admission pipeline's (pipeline.py).
@@ -29,6 +30,7 @@ from app.engine import ErrorCode
 from app.http.errors import RequestError, logger
 from app.http.params import GRAPHQL_RESPONSE, JSON, negotiate, read_params
 from app.http.pipeline import Outcome, Pipeline, RequestState
+from app.http.sse import EventStreams, wants_event_stream
 
 # GraphiQL and its assets ship with the package (app/static/graphiql): no CDN needed.
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
@@ -45,11 +47,14 @@ def _over_get(operation: OperationType) -> RequestError | None:
 
 
 def _over_post(operation: OperationType) -> RequestError | None:
-    """POST runs queries and mutations; subscriptions have their own transport."""
+    """POST runs queries and mutations; subscriptions have their own transports."""
     if operation is not OperationType.SUBSCRIPTION:
         return None
     return RequestError(
-        400, "Subscriptions are served over WebSocket, not HTTP", ErrorCode.BAD_REQUEST
+        400,
+        "Subscriptions are served over WebSocket (graphql-transport-ws, graphql-ws) and "
+        "Server-Sent Events (Accept: text/event-stream), not plain HTTP",
+        ErrorCode.BAD_REQUEST,
     )
 
 
@@ -84,8 +89,10 @@ class GraphQLEndpoint:
         max_body_bytes: int,
         body_timeout_seconds: float | None = None,
         graphiql: bool = True,
+        event_streams: EventStreams | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.event_streams = event_streams
         self.max_body_bytes = max_body_bytes
         self.body_timeout_seconds = body_timeout_seconds
         self.graphiql_html = GRAPHIQL_PAGE.read_text(encoding="utf-8") if graphiql else None
@@ -99,7 +106,10 @@ class GraphQLEndpoint:
         """Handle one HTTP request to /graphql."""
         if self.graphiql_html is not None and _wants_html(request):
             return HTMLResponse(self.graphiql_html)
-        media_type = negotiate(request.headers.get("accept"))
+        accept = request.headers.get("accept")
+        streams = self.event_streams if wants_event_stream(accept) else None
+        # Request-level errors of an event-stream request are answered as JSON.
+        media_type = JSON if streams is not None else negotiate(accept)
         try:
             if media_type is None:
                 raise RequestError(
@@ -122,6 +132,8 @@ class GraphQLEndpoint:
                 request_id=request_id_of(request),
             )
             return Response(status_code=499)
+        if streams is not None:
+            return await streams.respond(request, params, request_id_of(request))
         check = _over_get if request.method == "GET" else _over_post
         outcome = await self.pipeline.run(
             RequestState(request, params, request_id_of(request), check)

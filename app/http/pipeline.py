@@ -25,13 +25,13 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple, Protocol
 
 import orjson
-from graphql import GraphQLError, OperationType
+from graphql import ExecutionResult, GraphQLError, OperationType
 from starlette.requests import HTTPConnection
 
 from app.engine import ClientError, CostPlan, PreparedDocument, client_error
@@ -111,6 +111,8 @@ class RequestState:
     response_headers: dict[str, str] | None = None
     not_modified: bool = False
     cache_stats: Any = None
+    # subscribe (WebSocket and SSE only): the started subscription's results, one per event
+    stream: AsyncIterator[ExecutionResult] | None = None
 
 
 Next = Callable[[RequestState], Awaitable[None]]

@@ -12,7 +12,10 @@ It also writes each connection's output once per turn of the event loop
 loopback every write is a system call that delivers to the client, as costly as the rest of
 a cached response's work.
 
-It subclasses uvicorn's non-public `HttpToolsProtocol` and reads its per-connection state:
+At shutdown, open WebSockets are closed with 1001 (going away: clients reconnect to
+another server), where uvicorn says 1012 (service restart) (`GoingAwayWebSocketProtocol`).
+
+It subclasses uvicorn's non-public `HttpToolsProtocol` and `WebSocketsSansIOProtocol` and reads its per-connection state:
 every uvicorn-internal name shopgraph uses is in this module, checked against the range
 `pyproject.toml` pins (`check_installed`, when the protocol is built for a server).
 """
@@ -26,6 +29,7 @@ import orjson
 import structlog
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 
 from app.engine import ErrorCode
@@ -237,3 +241,18 @@ def server_protocol(settings: Settings) -> type[HeadLimitedProtocol]:
         },
     )
     return cast("type[HeadLimitedProtocol]", configured)
+
+
+class GoingAwayWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol (websockets, sans-I/O), closing with 1001 at shutdown."""
+
+    def shutdown(self) -> None:
+        """As uvicorn's, with code 1001 ("going away") instead of 1012."""
+        if not self.handshake_complete or self.close_sent:
+            super().shutdown()
+            return
+        self.stop_keepalive()
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": 1001})
+        self.conn.send_close(1001, "server shutting down")
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.transport.close()

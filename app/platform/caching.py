@@ -8,7 +8,7 @@ delivers), then announces the changes on the bus.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from redis.asyncio import Redis
@@ -19,6 +19,7 @@ from app.platform.cache import (
     RedisTaggedCache,
     TaggedCache,
 )
+from app.platform.change_hub import ChangeHub
 from app.platform.events import Change, ChangeBus, InProcessChangeBus, RedisChangeBus, tags_of
 from app.settings import Settings
 
@@ -27,11 +28,15 @@ logger = structlog.get_logger("shopgraph.cache")
 
 @dataclass(eq=False)
 class Caching:
-    """The tagged cache (None when caching is off) and the change bus."""
+    """The tagged cache (None when caching is off), the change bus and its listeners' hub."""
 
     cache: TaggedCache | None
     bus: ChangeBus
     entity_ttl_seconds: int
+    hub: ChangeHub = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hub = ChangeHub(self.bus)
 
     async def after_commit(self, changes: Sequence[Change]) -> None:
         """Invalidate what the committed changes touched, then publish them."""
@@ -60,7 +65,9 @@ def build_caching(settings: Settings, redis: Redis | None) -> Caching:
             RedisTaggedCache(redis, prefix=settings.cache_key_prefix),
             pause_seconds=settings.redis_failover_pause_seconds,
         )
-        bus = RedisChangeBus(redis)
+        # Under the cache's prefix: deployments (and test runs) sharing a Redis hear only
+        # their own changes, as they read only their own cache entries.
+        bus = RedisChangeBus(redis, channel=f"{settings.cache_key_prefix}changes")
     return Caching(
         cache=cache if settings.cache_enabled else None,
         bus=bus,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -80,8 +81,11 @@ class ChangeBus(Protocol):
         """Announce changes that were committed (best effort: failures are logged)."""
         ...
 
-    def subscribe(self) -> AsyncIterator[Sequence[Change]]:
-        """Every batch of changes published from now on (by any process sharing the bus)."""
+    def subscription(self) -> AbstractAsyncContextManager[AsyncIterator[Sequence[Change]]]:
+        """Every batch of changes published (by any process sharing the bus) while open.
+
+        Subscribed on entry: a change published after `__aenter__` returns is delivered.
+        """
         ...
 
 
@@ -100,13 +104,18 @@ class InProcessChangeBus:
             except asyncio.QueueFull:
                 logger.warning("change subscriber too slow; changes dropped", count=len(changes))
 
-    async def subscribe(self) -> AsyncIterator[Sequence[Change]]:
-        """Every batch published while the iterator is open."""
+    @asynccontextmanager
+    async def subscription(self) -> AsyncIterator[AsyncIterator[Sequence[Change]]]:
+        """Every batch published while the subscription is open."""
         queue: asyncio.Queue[Sequence[Change]] = asyncio.Queue(self._queue_size)
         self._queues.add(queue)
-        try:
+
+        async def batches() -> AsyncIterator[Sequence[Change]]:
             while True:
                 yield await queue.get()
+
+        try:
+            yield batches()
         finally:
             self._queues.discard(queue)
 
@@ -126,14 +135,30 @@ class RedisChangeBus:
         except (RedisError, OSError) as error:
             logger.warning("change events not published", error=str(error), count=len(changes))
 
-    async def subscribe(self) -> AsyncIterator[Sequence[Change]]:
-        """Every batch published on the channel while the iterator is open."""
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self._channel)
+    @asynccontextmanager
+    async def subscription(self) -> AsyncIterator[AsyncIterator[Sequence[Change]]]:
+        """Every batch published on the channel while the subscription is open.
+
+        Entered once Redis has confirmed the SUBSCRIBE (a publish after that is ours).
+        """
+        pubsub = self._redis.pubsub()
         try:
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    yield [Change(entity, id) for entity, id in orjson.loads(message["data"])]
+            await pubsub.subscribe(self._channel)
+            confirmation = await pubsub.get_message(timeout=5.0)
+            if confirmation is None or confirmation.get("type") != "subscribe":
+                raise ConnectionError(f"Redis did not confirm SUBSCRIBE {self._channel}")
+
+            async def batches() -> AsyncIterator[Sequence[Change]]:
+                # Polled, not `listen()`: a blocking read would time out on the client's
+                # short socket timeout whenever the channel is quiet. The pool's health
+                # check PINGs a quiet connection, so a dead Redis is noticed.
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        data = orjson.loads(message["data"])
+                        yield [Change(entity, id) for entity, id in data]
+
+            yield batches()
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 

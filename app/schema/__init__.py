@@ -17,11 +17,12 @@ def build_schema() -> strawberry.Schema:
     from app.schema.accounts import Address, User
     from app.schema.catalog import Category, Product, ProductVariant, Review
     from app.schema.orders import Order, Payment
-    from app.schema.root import Mutation, Query
+    from app.schema.root import Mutation, Query, Subscription
 
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[Product, ProductVariant, Category, Review, User, Address, Order, Payment],
         config=StrawberryConfig(),
     )

@@ -1,4 +1,4 @@
-"""The root types: Query and Mutation, made of the root fields in app/resolvers."""
+"""The root types: Query, Mutation and Subscription, made of the root fields in app/resolvers."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from app.resolvers.catalog import CatalogQuery
 from app.resolvers.catalog_admin import CatalogAdminMutation, ReviewMutation
 from app.resolvers.node import NodeQuery
 from app.resolvers.orders import OrderMutation, OrderQuery
+from app.resolvers.subscriptions import Subscription
 
 
 @strawberry.type(description="Everything clients can read.")
@@ -20,3 +21,6 @@ class Query(NodeQuery, CatalogQuery, AccountQuery, CartQuery, OrderQuery):
 @strawberry.type(description="Everything clients can change.")
 class Mutation(AccountMutation, CartMutation, OrderMutation, CatalogAdminMutation, ReviewMutation):
     """The root mutation type."""
+
+
+__all__ = ["Mutation", "Query", "Subscription"]

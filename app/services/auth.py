@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import and_, exists, select
 
@@ -22,6 +22,7 @@ class Viewer:
     partner_id: int | None = None
     scopes: frozenset[str] = frozenset()
     rate_tier: str | None = None
+    expires_at: int | None = None  # when the access token it came with expires (epoch s)
 
     @property
     def is_authenticated(self) -> bool:
@@ -66,8 +67,10 @@ class Authenticator:
         except TokenError as error:
             raise Unauthenticated(str(error)) from None
         if claims.kind == "partner":
-            return await self._partner(claims.subject, claims.scopes)
-        return await self._user(claims.subject, claims.session_id or "")
+            viewer = await self._partner(claims.subject, claims.scopes)
+        else:
+            viewer = await self._user(claims.subject, claims.session_id or "")
+        return replace(viewer, expires_at=claims.expires_at)
 
     async def _user(self, user_id: int, session_id: str) -> Viewer:
         # One indexed read: the user's current role, if the session (refresh family) is live.
