@@ -33,6 +33,10 @@ PASSED = (
     "cache_enabled",
     "cache_key_prefix",
     "redis_failover_pause_seconds",
+    "ws_init_timeout_seconds",
+    "ws_max_operations",
+    "ws_max_connections_per_viewer",
+    "stream_keep_alive_seconds",
 )
 
 
@@ -52,6 +56,13 @@ def _environment(settings: Settings, port: int) -> dict[str, str]:
 @contextmanager
 def server_process(settings: Settings) -> Iterator[str]:
     """`shopgraph serve` with these settings; yields its base URL once /health answers."""
+    with server_process_handle(settings) as (base, _):
+        yield base
+
+
+@contextmanager
+def server_process_handle(settings: Settings) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """As `server_process`, with the process too (to signal it)."""
     port = free_port()
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed below; the server writes it)
     process = subprocess.Popen(
@@ -76,7 +87,7 @@ def server_process(settings: Settings) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"shopgraph serve did not start on port {port}")
             time.sleep(0.1)
-        yield base
+        yield base, process
     finally:
         process.send_signal(signal.SIGTERM)
         try:
