@@ -35,6 +35,8 @@ SCHEMA_PATH = Path("schema.graphql")
 # What a `serve` worker imports as its HTTP protocol: server_protocol(settings), built in app.asgi.
 WORKER_HTTP_PROTOCOL = "app.asgi:http_protocol"
 WORKER_WS_PROTOCOL = "app.http.server_protocol:GoingAwayWebSocketProtocol"
+# uvicorn options spelled `--flag true|false` rather than `--flag` / `--no-flag`.
+_BOOLEAN_VALUED = frozenset({"ws_per_message_deflate"})
 
 
 class CommandError(Exception):
@@ -113,6 +115,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": protocol,
         # WebSockets closed with 1001 at shutdown (clients reconnect to another server).
         "ws": WORKER_WS_PROTOCOL,
+        # GraphQL messages are small JSON: compressing them costs more CPU than it saves
+        # bytes, and each connection's zlib contexts cost ~50 KB of memory.
+        "ws_per_message_deflate": settings.ws_per_message_deflate,
         "timeout_keep_alive": settings.timeout_keep_alive_seconds,
         "h11_max_incomplete_event_size": settings.h11_max_incomplete_event_size,
         "timeout_graceful_shutdown": settings.timeout_graceful_shutdown_seconds,
@@ -134,6 +139,8 @@ def uvicorn_argv(options: dict[str, Any]) -> list[str]:
             # A class cannot go on a command line: each worker builds the same one from
             # the same settings (the environment) in the module that builds its app.
             argv += [flag, WORKER_HTTP_PROTOCOL]
+        elif isinstance(value, bool) and name in _BOOLEAN_VALUED:
+            argv += [flag, "true" if value else "false"]
         elif isinstance(value, bool):
             argv.append(flag if value else flag.replace("--", "--no-", 1))
         else:

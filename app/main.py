@@ -205,7 +205,10 @@ def create_app(settings: Settings) -> Starlette:
     steps.append(execute)
     # WebSocket and SSE: the same steps up to the rate limit, then a subscription starts
     # (or a query or mutation runs); no response cache.
-    streaming_steps = [*steps[: steps.index(response_cache)], Subscribe(executor, execute)]
+    streaming_steps = [
+        *steps[: steps.index(response_cache)],
+        Subscribe(executor, execute, share_key_of=lambda context: context.viewer.sharing_key),
+    ]
     if limiting:
         streaming_steps[streaming_steps.index(rate_limit)] = RateLimit(
             rate_limiter, budget_for, hold_refusal_seconds=settings.throttled_hold_seconds

@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     stream_keep_alive_seconds: Annotated[float, Field(gt=0, le=3600)] = 15.0
     ws_max_operations: Annotated[int, Field(ge=1, le=1000)] = 20
     ws_max_connections_per_viewer: Annotated[int, Field(ge=1, le=100_000)] = 10
+    ws_per_message_deflate: bool = False  # compress WebSocket messages (permessage-deflate)
     gzip_min_bytes: Annotated[int, Field(ge=0)] = 1000
     # Carts: the most units of one variant in a cart, and the most lines (variants) in one cart.
     max_cart_line_quantity: Annotated[int, Field(ge=1, le=100_000)] = 99

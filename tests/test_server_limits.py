@@ -39,6 +39,8 @@ def test_serve_passes_server_limits_and_no_proxy_headers_by_default() -> None:
         "app.asgi:http_protocol",
         "--ws",
         "app.http.server_protocol:GoingAwayWebSocketProtocol",
+        "--ws-per-message-deflate",
+        "false",
         "--timeout-keep-alive",
         "5",
         "--h11-max-incomplete-event-size",

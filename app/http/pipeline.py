@@ -31,7 +31,7 @@ from functools import partial
 from typing import Any, NamedTuple, Protocol
 
 import orjson
-from graphql import ExecutionResult, GraphQLError, OperationType
+from graphql import GraphQLError, OperationType
 from starlette.requests import HTTPConnection
 
 from app.engine import ClientError, CostPlan, PreparedDocument, client_error
@@ -111,8 +111,9 @@ class RequestState:
     response_headers: dict[str, str] | None = None
     not_modified: bool = False
     cache_stats: Any = None
-    # subscribe (WebSocket and SSE only): the started subscription's results, one per event
-    stream: AsyncIterator[ExecutionResult] | None = None
+    # subscribe (WebSocket and SSE only): the started subscription's results, one JSON-encoded
+    # payload per event
+    stream: AsyncIterator[bytes] | None = None
 
 
 Next = Callable[[RequestState], Awaitable[None]]

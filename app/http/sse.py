@@ -63,7 +63,7 @@ class EventStreams:
         stream = started.stream
         # One pending read at a time, kept across keep-alives: cancelling a read would
         # throw into the subscription and end it.
-        pending: asyncio.Future[dict[str, Any]] | None = None
+        pending: asyncio.Future[bytes] | None = None
         try:
             while True:
                 if pending is None:
@@ -77,7 +77,7 @@ class EventStreams:
                     payload = read.result()
                 except StopAsyncIteration:
                     break
-                yield _event("next", payload)
+                yield b"event: next\ndata: " + payload + b"\n\n"
         except StreamFailed as failed:
             yield _event("next", {"errors": failed.errors})
         finally:
@@ -85,8 +85,7 @@ class EventStreams:
                 pending.cancel()
                 with contextlib.suppress(BaseException):
                     await pending
-            with contextlib.suppress(Exception):
-                await stream.aclose()  # type: ignore[attr-defined]
+            await started.close()
         yield _event("complete", None)
 
 

@@ -7,13 +7,15 @@ results stream out one per event; a query or mutation runs as over HTTP and has 
 result. `StreamingOperations.start` gives the transport either.
 
 A subscription is charged its requested cost once, when it starts; its events are not
-charged again (they run the same selection, bounded by that cost).
+charged again (they run the same selection, bounded by that cost). Each event's result is
+encoded once, for every subscriber sharing the subscription (app/http/shared_streams.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
@@ -23,15 +25,28 @@ from starlette.requests import HTTPConnection
 from app.engine import ClientError, ErrorCode, GraphQLExecutor, client_error
 from app.http.errors import RequestError
 from app.http.pipeline import GraphQLParams, Next, Pipeline, RequestState
+from app.http.shared_streams import SharedStreams
 from app.http.steps import Execute
 
 
 class Subscribe:
-    """The innermost step of the streaming transports: start a subscription, or execute."""
+    """The innermost step of the streaming transports: start a subscription, or execute.
 
-    def __init__(self, executor: GraphQLExecutor, execute: Execute) -> None:
+    Subscribers whose operation, variables and `share_key_of(context)` are the same share
+    one running subscription (app/http/shared_streams.py).
+    """
+
+    def __init__(
+        self,
+        executor: GraphQLExecutor,
+        execute: Execute,
+        share_key_of: Callable[[Any], Hashable],
+        shared: SharedStreams | None = None,
+    ) -> None:
         self.executor = executor
         self.execute = execute
+        self.share_key_of = share_key_of
+        self.shared = shared or SharedStreams()
 
     async def __call__(self, state: RequestState, call_next: Next) -> None:
         """Set `state.stream` for a subscription; run anything else as `Execute` does."""
@@ -41,11 +56,31 @@ class Subscribe:
         if prepared.operation_type(params.operation_name) is not OperationType.SUBSCRIPTION:
             await self.execute(state, call_next)
             return
-        started = await self.executor.subscribe(
-            prepared,
-            context=state.context,
-            variables=params.variables,
-            operation_name=params.operation_name,
+        # By the prepared document's identity (the group keeps it alive, so the id cannot
+        # be reused while the key is in use): persisted documents have no query text here.
+        key = (
+            id(prepared),
+            params.operation_name,
+            orjson.dumps(params.variables, option=orjson.OPT_SORT_KEYS),
+            self.share_key_of(state.context),
+        )
+
+        request_id = state.request_id
+
+        async def start() -> AsyncIterator[ExecutionResult] | ExecutionResult:
+            return await self.executor.subscribe(
+                prepared,
+                context=state.context,
+                variables=params.variables,
+                operation_name=params.operation_name,
+            )
+
+        started = await self.shared.join(
+            key,
+            start,
+            encode=partial(encoded_result, request_id=request_id),
+            failure=partial(stream_failure, request_id=request_id),
+            anchor=prepared,
         )
         if isinstance(started, ExecutionResult):  # variables, or the root field refused
             state.errors = started.errors or ()
@@ -69,6 +104,10 @@ def no_mutation(operation: OperationType) -> RequestError | None:
     return None
 
 
+async def _nothing_to_close() -> None:
+    """A single result holds nothing open."""
+
+
 class StreamFailed(Exception):
     """A started subscription ended with errors (its source failed or refused)."""
 
@@ -79,11 +118,15 @@ class StreamFailed(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Started:
-    """What an operation gave: one result (`status` set for a refusal), or a stream."""
+    """What an operation gave: one result (`status` set for a refusal), or a stream.
+
+    The transport must call `close` when it is done with a stream (even unread).
+    """
 
     result: Mapping[str, Any] | None
     status: int | None
-    stream: AsyncIterator[dict[str, Any]] | None
+    stream: AsyncIterator[bytes] | None  # each event's payload, JSON-encoded
+    close: Callable[[], Awaitable[None]] = _nothing_to_close
 
 
 class StreamingOperations:
@@ -106,30 +149,28 @@ class StreamingOperations:
             body = outcome.body
             result = orjson.loads(body) if isinstance(body, bytes) else body
             return Started(result, outcome.status, None)
-        return Started(None, None, _payloads(state.stream, request_id))
+        stream = state.stream
+        return Started(None, None, stream, stream.aclose)  # type: ignore[attr-defined]
 
 
-async def _payloads(
-    stream: AsyncIterator[ExecutionResult], request_id: str
-) -> AsyncIterator[dict[str, Any]]:
-    """Each event's result as its JSON payload; StreamFailed when the source fails."""
-    try:
-        async for result in stream:
-            payload: dict[str, Any] = {"data": result.data}
-            if result.errors:
-                payload["errors"] = [
-                    client_error(error, request_id).formatted for error in result.errors
-                ]
-            yield payload
-    except GraphQLError as error:
-        raise StreamFailed([dict(client_error(error, request_id).formatted)]) from None
-    except ClientError as error:
-        raise StreamFailed([_formatted_client_error(error)]) from None
-    except Exception as error:
-        masked = client_error(GraphQLError(str(error), original_error=error), request_id)
-        raise StreamFailed([dict(masked.formatted)]) from None
-    finally:
-        await stream.aclose()  # type: ignore[attr-defined]
+def encoded_result(result: ExecutionResult, request_id: str) -> bytes:
+    """One event's result as its JSON payload (errors made safe to show)."""
+    payload: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        payload["errors"] = [client_error(error, request_id).formatted for error in result.errors]
+    return orjson.dumps(payload)
+
+
+def stream_failure(error: Exception, request_id: str) -> StreamFailed:
+    """What a subscription's source raised, as the errors its subscribers are sent."""
+    if isinstance(error, StreamFailed):
+        return error
+    if isinstance(error, GraphQLError):
+        return StreamFailed([dict(client_error(error, request_id).formatted)])
+    if isinstance(error, ClientError):
+        return StreamFailed([_formatted_client_error(error)])
+    masked = client_error(GraphQLError(str(error), original_error=error), request_id)
+    return StreamFailed([dict(masked.formatted)])
 
 
 def _formatted_client_error(error: ClientError) -> dict[str, Any]:

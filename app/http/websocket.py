@@ -135,11 +135,15 @@ class Session:
 
     async def send(self, message: dict[str, Any]) -> None:
         """Send one message (one at a time: operations send concurrently)."""
+        await self.send_text(orjson.dumps(message).decode())
+
+    async def send_text(self, text: str) -> None:
+        """Send one message already encoded."""
         if self.closed.is_set():
             return
         async with self.send_lock:
             with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-                await self.websocket.send_text(orjson.dumps(message).decode())
+                await self.websocket.send_text(text)
 
     async def _on_message(self, text: str) -> None:
         if len(text) > self.limits.max_message_bytes:
@@ -254,8 +258,15 @@ class Session:
             if started.stream is None:
                 await self._single(operation_id, started.result or {}, started.status)
                 return
-            async for payload in started.stream:
-                await self.send({"type": self.dialect.next, "id": operation_id, "payload": payload})
+            # The payload comes encoded (once for every subscriber sharing it).
+            head = (
+                b'{"type":"' + self.dialect.next.encode() + b'","id":' + orjson.dumps(operation_id)
+            )
+            try:
+                async for payload in started.stream:
+                    await self.send_text((head + b',"payload":' + payload + b"}").decode())
+            finally:
+                await started.close()
             await self.send({"type": "complete", "id": operation_id})
         except StreamFailed as failed:
             await self.send(self.dialect.error(operation_id, failed.errors))

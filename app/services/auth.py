@@ -25,6 +25,11 @@ class Viewer:
     expires_at: int | None = None  # when the access token it came with expires (epoch s)
 
     @property
+    def sharing_key(self) -> tuple[object, ...]:
+        """What decides what this viewer may see: equal for viewers who see the same."""
+        return (self.user_id, self.role, self.partner_id, self.scopes)
+
+    @property
     def is_authenticated(self) -> bool:
         """Whether a user is signed in."""
         return self.user_id is not None
