@@ -469,3 +469,44 @@ async def test_sigterm_closes_sockets_with_1001(fleet: Fleet) -> None:
             process.send_signal(signal.SIGTERM)
             # then its clients are told to go elsewhere: 1001, going away
             assert await close_code(socket) == 1001
+
+
+async def test_subscribers_who_may_see_different_things_do_not_share_results(
+    fleet: Fleet,
+) -> None:
+    shop = fleet.shop
+    staff = fleet.caller(shop.staff)
+    variant = await _variant(fleet, offset=5)
+    # The very same document text: the same prepared document, so only who is asking differs.
+    watch = {"query": PRODUCT, "variables": {"id": variant["product"]}}
+    staff_init = {"Authorization": shop.staff.headers["Authorization"]}
+    async with raw_socket(fleet.reader) as anonymous, raw_socket(fleet.reader) as backoffice:
+        # given an anonymous caller, then staff, running the same subscription (stock
+        # levels are for staff only)
+        for socket, init in ((anonymous, {}), (backoffice, staff_init)):
+            await send(socket, {"type": "connection_init", "payload": init})
+            assert (await receive(socket))["type"] == "connection_ack"
+            await send(socket, {"type": "subscribe", "id": "1", "payload": watch})
+        for _ in range(20):  # until staff hear changes
+            await staff.query(RENAME, {"id": variant["product"], "name": "Probe"})
+            with contextlib.suppress(TimeoutError):
+                await receive(backoffice, within=0.5)
+                break
+
+        # when the stock changes
+        await _set_stock(staff, variant, 17)
+
+        # then staff see it
+        while _stock((await receive(backoffice))["payload"]["data"], variant["id"]) != 17:
+            pass
+        # and the anonymous caller never sees a stock level
+        seen: list[dict[str, Any]] = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                seen.append(await receive(anonymous, within=1.0))
+    assert seen, "the anonymous subscriber heard nothing"
+    for message in seen:
+        payload = message["payload"]
+        variants = payload["data"]["productUpdated"]["variants"]
+        assert all(entry["stockQuantity"] is None for entry in variants)
+        assert payload["errors"][0]["extensions"]["code"] == "FORBIDDEN"
