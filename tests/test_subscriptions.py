@@ -21,10 +21,12 @@ import pytest
 from gql.transport.exceptions import TransportQueryError
 from redis.asyncio import Redis
 
+from app.main import create_app
 from app.platform.global_ids import to_global_id
 from app.platform.tokens import TokenService
 from tests.checkout_shop import checkout, fill_cart
 from tests.conftest import Backend, GraphQLClient, signed_in_client
+from tests.live_server import live_server
 from tests.private_shop import Shop, private_shop
 from tests.server_processes import server_process, server_process_handle
 from tests.subscription_clients import (
@@ -510,3 +512,26 @@ async def test_subscribers_who_may_see_different_things_do_not_share_results(
         variants = payload["data"]["productUpdated"]["variants"]
         assert all(entry["stockQuantity"] is None for entry in variants)
         assert payload["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_the_rate_limit_refuses_subscriptions_past_the_budget(backend: Backend) -> None:
+    settings = backend.settings(
+        rate_limit_enabled=True,
+        rate_limit_capacity=30,
+        rate_limit_restore_rate=0.001,
+        rate_limit_key_prefix=f"shopgraph-test:ws-limit:{uuid.uuid4().hex}:",
+    )
+    product = to_global_id("Product", 1)
+    payload = {"query": PRODUCT.replace(" stockQuantity", ""), "variables": {"id": product}}
+    with live_server(create_app(settings), ws="websockets-sansio") as base:
+        async with raw_socket(base) as socket:
+            await send(socket, {"type": "connection_init"})
+            assert (await receive(socket))["type"] == "connection_ack"
+            for number in range(15):  # each costs its admission charge and its cost
+                await send(socket, {"type": "subscribe", "id": str(number), "payload": payload})
+            await send(socket, {"type": "subscribe", "id": "last", "payload": payload})
+            while (message := await receive(socket))["id"] != "last":
+                pass
+
+    assert message["type"] == "error"
+    assert message["payload"][0]["extensions"]["code"] == "THROTTLED"
