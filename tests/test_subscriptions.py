@@ -336,6 +336,29 @@ async def test_a_subscription_over_the_cost_limit_is_refused_before_it_starts(fl
     assert message["payload"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
 
 
+async def test_a_subscription_over_the_depth_limit_is_refused_before_it_starts(
+    fleet: Fleet,
+) -> None:
+    nested = "category { " + "parent { " * 10 + "id" + " }" * 11  # deeper than the limit of 10
+    deep = f"subscription ($id: ID!) {{ productUpdated(productId: $id) {{ {nested} }} }}"
+    variant = await _variant(fleet)
+    async with raw_socket(fleet.reader, LEGACY_WS) as socket:
+        await send(socket, {"type": "connection_init"})
+        assert (await receive(socket))["type"] == "connection_ack"
+        await send(
+            socket,
+            {
+                "type": "start",
+                "id": "1",
+                "payload": {"query": deep, "variables": {"id": variant["product"]}},
+            },
+        )
+        message = await receive(socket)
+
+    assert message["type"] == "error" and message["id"] == "1"
+    assert "maximum depth is 10" in message["payload"]["message"]
+
+
 async def test_a_bad_token_closes_the_socket_with_4403(fleet: Fleet) -> None:
     async with raw_socket(fleet.reader) as socket:
         await send(socket, {"type": "connection_init", "payload": {"Authorization": "Bearer nope"}})
