@@ -26,6 +26,7 @@ from app.schema.catalog import ProductVariant
 from app.schema.common import Money, SortDirection
 from app.schema.enums import graphql_enum
 from app.schema.errors import UserError
+from app.schema.permissions import IsOwnerOrStaff
 from app.schema.relations import each, optional, relation
 from app.schema.relay import Node, PageInfo
 
@@ -42,7 +43,7 @@ graphql_enum(
         OrderStatus.SHIPPED: "Handed to the carrier.",
         OrderStatus.DELIVERED: "Arrived at the shipping address.",
         OrderStatus.CANCELLED: "Cancelled; the stock went back and a payment was refunded.",
-        OrderStatus.REFUNDED: "The payment was given back.",
+        OrderStatus.REFUNDED: "The payment was given back; the units went back in stock.",
         OrderStatus.PAYMENT_FAILED: "The payment failed after the order was placed.",
     },
 )
@@ -191,7 +192,8 @@ class Order(Node):
 
     @strawberry.field(
         description="The customer's email when the order was placed (stored encrypted); null "
-        "for an order without one."
+        "for an order without one. Only the order's customer and staff may see it.",
+        permission_classes=[IsOwnerOrStaff],
     )
     def contact_email(self, info: strawberry.Info) -> str | None:
         return open_contact_email(info.context.cipher, self.row)
