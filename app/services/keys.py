@@ -6,8 +6,8 @@ is its own short transaction (keyset-paged by id, only rows holding a value of a
 key), and each row is written only if its sealed values are still the ones read: a row a
 customer changed meanwhile was sealed with the current key by that write and is left
 alone. Stopped half-way, a second run takes only the rows still left: it is resumable
-and idempotent. No change event is recorded: no plaintext changes, and these tables are
-never cached (app/db/work.py).
+and idempotent. Rows of tables whose writes are entity changes (orders) record their
+change, as every write must (app/db/work.py), though no plaintext changes.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, TableClause, and_, column, or_, select, table, update
 
 from app.db import Database
+from app.db.work import CACHED_TABLES
 from app.platform.crypto import CryptoError, DataCipher, UnknownKeyId
 from app.platform.errors import DomainError
+from app.platform.events import Change
 from app.platform.sealed_addresses import SEALED_COLUMNS, column_context
 
 DEFAULT_BATCH_SIZE = 200
@@ -96,7 +98,8 @@ async def _pass(
     needs = _old_key(cipher, sealed, columns)
     rotated, last = 0, 0
     while True:
-        async with db.engine.begin() as connection:
+        async with db.unit_of_work() as work:
+            connection = work.connection
             rows = (
                 await connection.execute(
                     select(sealed)
@@ -114,6 +117,10 @@ async def _pass(
                     update(sealed).where(sealed.c.id == row.id, *unchanged).values(**values)
                 )
                 rotated += done.rowcount
+                if done.rowcount and name in CACHED_TABLES:
+                    # A write of such a table is its entity's change (app/db/work.py), though
+                    # no plaintext changed: listeners see a change that shows no difference.
+                    work.record(Change(CACHED_TABLES[name], row.id))
         if len(rows) < batch_size:
             return rotated
         last = rows[-1].id
