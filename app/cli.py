@@ -1,4 +1,4 @@
-"""The `shopgraph` command: serve, migrate, seed, export-schema, users, partners, documents.
+"""The `shopgraph` command: serve, migrate, seed, export-schema, users, partners, documents, keys.
 
 Every command exits non-zero with one clear line on stderr when input or configuration is bad.
 """
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from app.documents_cli import documents_cli
+from app.keys_cli import keys_cli
 from app.platform.scopes import known_list
 from app.settings import Settings, SettingsError, load_settings
 
@@ -253,6 +254,7 @@ partners_cli = typer.Typer(
 )
 cli.add_typer(partners_cli)
 cli.add_typer(documents_cli)  # app/documents_cli.py
+cli.add_typer(keys_cli)  # app/keys_cli.py
 
 
 @partners_cli.command("create")

@@ -10,6 +10,7 @@ from typing import Any
 from app.platform.global_ids import to_global_id
 from tests.conftest import GraphQLClient, signed_in_client
 from tests.private_shop import Shop
+from tests.table_snapshot import Snapshot, snapshot_tables
 
 ERRORS = "userErrors { field message code }"
 ORDER_FIELDS = """
@@ -39,17 +40,6 @@ ADDRESS = {
     "postalCode": "06484",
     "country": "DE",
 }
-# Tables a checkout or an order change may write; a refused request must leave them as they were.
-TABLES = (
-    "orders",
-    "order_lines",
-    "payments",
-    "payment_events",
-    "checkout_keys",
-    "carts",
-    "cart_lines",
-    "product_variants",
-)
 
 
 async def new_customer(shop: Shop) -> GraphQLClient:
@@ -109,12 +99,9 @@ async def checkout(
     return data["checkout"]  # type: ignore[no-any-return]
 
 
-async def tables(shop: Shop) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of the order, cart and variant tables, to prove that nothing was written."""
-    return {
-        table: [tuple(row) for row in await shop.rows(f"SELECT * FROM {table} ORDER BY id")]
-        for table in TABLES
-    }
+async def tables(shop: Shop) -> Snapshot:
+    """Every row of every table (tests/table_snapshot.py), to prove that nothing was written."""
+    return await snapshot_tables(shop.db)
 
 
 async def stock_of(shop: Shop, variant: Mapping[str, Any]) -> int:

@@ -16,6 +16,7 @@ from app.models import Address, Category, Product, ProductVariant, Review, Role,
 from app.platform.crypto import DataCipher
 from app.platform.global_ids import to_global_id
 from app.platform.ratelimit import MemoryRateLimiter
+from app.platform.sealed_addresses import seal_book_address
 from app.services.payments.gateway import SandboxGateway
 from app.services.seed import seed_catalog
 from app.settings import Settings
@@ -43,8 +44,11 @@ class GeneratedStore:
     pools: Pools
 
 
-async def seed_generated_shop(db: Database) -> tuple[dict[str, Viewer], dict[str, list[int]]]:
-    """A small catalog with one unpublished product, a customer with an address, a staff member."""
+async def seed_generated_shop(
+    db: Database, *, cipher: DataCipher
+) -> tuple[dict[str, Viewer], dict[str, list[int]]]:
+    """A small catalog with one unpublished product, a customer with an address (sealed, as the
+    service stores it), a staff member."""
     async with db.engine.begin() as connection:
         await seed_catalog(connection, products=8, random_seed=11, currency="EUR")
         products = list(
@@ -76,11 +80,16 @@ async def seed_generated_shop(db: Database) -> tuple[dict[str, Viewer], dict[str
                 [
                     {
                         "user_id": customer,
-                        "full_name": "Gen Customer",
-                        "line1": "1 Main Street",
-                        "city": "Berlin",
-                        "postal_code": "10115",
-                        "country": "DE",
+                        **seal_book_address(
+                            cipher,
+                            {
+                                "full_name": "Gen Customer",
+                                "line1": "1 Main Street",
+                                "city": "Berlin",
+                                "postal_code": "10115",
+                                "country": "DE",
+                            },
+                        ),
                     }
                 ],
             )

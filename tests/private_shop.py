@@ -23,6 +23,7 @@ from app.main import create_app
 from app.services.seed import seed_catalog
 from app.settings import Settings
 from tests.conftest import Backend, GraphQLClient, in_thread, make_backend, signed_in_client
+from tests.table_snapshot import Snapshot, snapshot_tables
 
 PRIVATE_SEED_PRODUCTS = 12
 
@@ -50,13 +51,9 @@ class Shop:
         (row,) = await self.rows(query, **params)
         return row[0]
 
-    async def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
-        """Every catalog row, to prove that nothing was written."""
-        tables = ["categories", "products", "product_variants", "product_images", "reviews"]
-        return {
-            table: [tuple(row) for row in await self.rows(f"SELECT * FROM {table} ORDER BY id")]
-            for table in tables
-        }
+    async def snapshot(self) -> Snapshot:
+        """Every row of every table (tests/table_snapshot.py), to prove that nothing was written."""
+        return await snapshot_tables(self.db)
 
 
 @asynccontextmanager

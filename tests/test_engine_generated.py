@@ -28,6 +28,7 @@ from app.db import Database
 from app.db.checks import run_migrations
 from app.engine import GraphQLExecutor
 from app.main import create_app
+from app.platform.crypto import DataCipher
 from app.schema import build_schema
 from tests.conftest import Backend, in_thread, make_backend
 from tests.engine_comparison import DOCUMENTS, check_document
@@ -61,7 +62,7 @@ async def generated_store(
     in_thread(run_migrations, settings_)
     db = Database.from_settings(settings_)
     try:
-        viewers, pks = await seed_generated_shop(db)
+        viewers, pks = await seed_generated_shop(db, cipher=DataCipher.from_settings(settings_))
         store = GeneratedStore(made, settings_, db, viewers, Pools((), (), (), ()))
         pools = await argument_pools(store, executors["graphql-core"], pks)
         yield GeneratedStore(made, settings_, db, viewers, pools)

@@ -88,3 +88,64 @@ async def test_models_and_migrations_agree(
         "write a migration (alembic revision --autogenerate) for: "
         f"{differences}"
     )
+
+
+async def test_0006_seals_the_address_book_and_fills_the_order_email(
+    fresh_backend: Backend, fresh_engine: AsyncEngine
+) -> None:
+    # given a database at 0005 with a plaintext address and an order of its customer
+    from sqlalchemy import text
+
+    from app.platform.crypto import DataCipher
+
+    settings = fresh_backend.settings()
+    in_thread(run_migrations, settings, "0005")
+    async with fresh_engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO users (id, email, full_name, role, created_at)"
+                " VALUES (1, 'ida@old.example', 'Ida', 'CUSTOMER', CURRENT_TIMESTAMP)"
+            )
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO addresses (user_id, full_name, line1, city, postal_code, country,"
+                " created_at) VALUES (1, 'Ida Altbau', 'Gartenweg 2', 'Goslar', '38640', 'DE',"
+                " CURRENT_TIMESTAMP)"
+            )
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO orders (number, status, user_id, currency, subtotal_minor,"
+                " shipping_minor, total_minor, ship_full_name, ship_line1, ship_city,"
+                " ship_postal_code, ship_country, created_at, updated_at) VALUES ('SG-OLD', 'PAID',"
+                " 1, 'EUR', 100, 0, 100, 'x', 'x', 'x', 'x', 'DE', CURRENT_TIMESTAMP,"
+                " CURRENT_TIMESTAMP)"
+            )
+        )
+
+    # when it is migrated to the head
+    in_thread(run_migrations, settings, "head")
+    await fresh_engine.dispose()
+
+    # then the address is sealed (and opens), and the order has the sealed email and its hash
+    cipher = DataCipher.from_settings(settings)
+    async with fresh_engine.connect() as connection:
+        address = (await connection.execute(text("SELECT * FROM addresses"))).one()
+        order = (await connection.execute(text("SELECT * FROM orders"))).one()
+    assert address.line1.startswith("sg1.") and "Gartenweg" not in str(tuple(address))
+    assert cipher.decrypt(address.line1, context="addresses.line1") == "Gartenweg 2"
+    assert address.line2 is None and address.phone is None and address.country == "DE"
+    assert cipher.decrypt(order.contact_email, context="orders.contact_email") == "ida@old.example"
+    assert order.email_hash == cipher.search_hash("ida@old.example")
+
+    # and going back to 0005 gives the plaintext back
+    in_thread(_downgrade, settings, "0005")
+    await fresh_engine.dispose()  # asyncpg's prepared statements know the old table
+    async with fresh_engine.connect() as connection:
+        address = (await connection.execute(text("SELECT * FROM addresses"))).one()
+    assert (address.full_name, address.line1, address.city) == (
+        "Ida Altbau",
+        "Gartenweg 2",
+        "Goslar",
+    )

@@ -277,6 +277,12 @@ async def test_a_partner_with_orders_read_reads_orders_and_one_without_cannot(
     }
     assert listed["totalCount"] >= 1
 
+    # but not the customer's email: that is for the customer and staff only
+    response = await reader.post(
+        "query ($id: ID!) { order(id: $id) { contactEmail } }", {"id": order["id"]}
+    )
+    assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
     # and with a token narrowed to catalog:read, the order fields are refused, with no data
     catalog_only = await partner_client(shop.http, partner, "catalog:read")
     for document, variables in ((PARTNER_ORDER, {"id": order["id"]}), (PARTNER_LISTING, None)):

@@ -30,6 +30,8 @@ def alembic_config(settings: Settings) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["database_url"] = settings.database_url
+    # Data migrations that seal personal fields (0006) use the configured DATA_KEYS.
+    config.attributes["settings"] = settings
     config.attributes["configure_logging"] = False
     return config
 

@@ -1,4 +1,4 @@
-"""The staff order listing: filtered by status, customer email and time, sorted, keyset-paged.
+"""The staff order listing: filtered by status, customer email (hash) and time, sorted, keyset-paged.
 
 Like every order loader, these read no cache and name no cache tags: a response that
 lists orders is never cached.
@@ -13,13 +13,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Select, func, select
 
-from app.loaders.base import BatchLoader, table_of
+from app.loaders.base import BatchLoader
 from app.loaders.orders import orders
 from app.loaders.paging import KeysetOrder, Page, single_page_select, to_page
-from app.models import User
 from app.platform.pagination import CursorSort, PageRequest
-
-users = table_of(User)
 
 
 class OrderSortField(StrEnum):
@@ -37,10 +34,10 @@ _KEYS: dict[OrderSortField, tuple[ColumnElement[Any], type[int] | type[datetime]
 
 @dataclass(frozen=True, slots=True)
 class OrderFilterSpec:
-    """A listing filter in storage terms (the email lower-cased, as users store it)."""
+    """A listing filter in storage terms (the email as its keyed search hash)."""
 
     status: str | None = None
-    customer_email: str | None = None
+    customer_email_hash: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
 
@@ -75,12 +72,9 @@ class OrderSortSpec:
 def _filtered(stmt: Select[Any], spec: OrderFilterSpec) -> Select[Any]:
     if spec.status is not None:
         stmt = stmt.where(orders.c.status == spec.status)
-    if spec.customer_email is not None:
-        stmt = stmt.where(
-            orders.c.user_id.in_(
-                select(users.c.id).where(users.c.email == spec.customer_email.strip().lower())
-            )
-        )
+    if spec.customer_email_hash is not None:
+        # The order's own copy of the email, searched by hash (no plaintext is stored).
+        stmt = stmt.where(orders.c.email_hash == spec.customer_email_hash)
     if spec.created_after is not None:
         stmt = stmt.where(orders.c.created_at >= spec.created_after)
     if spec.created_before is not None:

@@ -11,6 +11,21 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.models.base import Base, UTCDateTime, utcnow
 
 
+def sealed_length(max_characters: int) -> int:
+    """The column length that holds a sealed value of text up to `max_characters` long."""
+    blob = 12 + 4 * max_characters + 16  # nonce + UTF-8 (at most 4 bytes a character) + tag
+    return -(-blob // 3) * 4 + 48  # base64, and "sg1.<key id>." (key ids are short)
+
+
+# Sealed column lengths for the service's limits (app/services/accounts/profile.py).
+SEALED_NAME = sealed_length(200)
+SEALED_LINE = sealed_length(200)
+SEALED_CITY = sealed_length(100)
+SEALED_POSTAL_CODE = sealed_length(20)
+SEALED_PHONE = sealed_length(32)
+SEALED_EMAIL = sealed_length(320)
+
+
 class Role(StrEnum):
     """What a user may do: customers shop, staff run the shop, admins manage staff."""
 
@@ -38,17 +53,23 @@ class User(Base):
 
 
 class Address(Base):
-    """A postal address in a user's address book."""
+    """A postal address in a user's address book; personal fields sealed (`sg1.<key id>.<...>`).
+
+    The sealed columns are sized for the longest value the service accepts (SEALED_* below):
+    UTF-8 takes up to 4 bytes a character, base64 a third more, plus nonce, tag and prefix.
+    """
 
     __tablename__ = "addresses"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    full_name: Mapped[str] = mapped_column(String(200))
-    line1: Mapped[str] = mapped_column(String(200))
-    line2: Mapped[str | None] = mapped_column(String(200))
-    city: Mapped[str] = mapped_column(String(100))
-    postal_code: Mapped[str] = mapped_column(String(20))
+    full_name: Mapped[str] = mapped_column(String(SEALED_NAME))
+    line1: Mapped[str] = mapped_column(String(SEALED_LINE))
+    line2: Mapped[str | None] = mapped_column(String(SEALED_LINE))
+    city: Mapped[str] = mapped_column(String(SEALED_CITY))
+    postal_code: Mapped[str] = mapped_column(String(SEALED_POSTAL_CODE))
+    phone: Mapped[str | None] = mapped_column(String(SEALED_PHONE))
+    # Plain: it decides shipping and names no one.
     country: Mapped[str] = mapped_column(String(2))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

@@ -16,6 +16,13 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.models.accounts import (
+    SEALED_CITY,
+    SEALED_EMAIL,
+    SEALED_LINE,
+    SEALED_NAME,
+    SEALED_PHONE,
+)
 from app.models.base import Base, UTCDateTime, utcnow
 
 
@@ -52,6 +59,7 @@ class Order(Base):
         CheckConstraint("shipping_minor >= 0", name="shipping_non_negative"),
         Index("ix_orders_user_created", "user_id", "created_at", "id"),
         Index("ix_orders_status", "status"),
+        Index("ix_orders_email_hash", "email_hash"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -63,12 +71,18 @@ class Order(Base):
     subtotal_minor: Mapped[int] = mapped_column(Integer)
     shipping_minor: Mapped[int] = mapped_column(Integer)
     total_minor: Mapped[int] = mapped_column(Integer)
-    ship_full_name: Mapped[str] = mapped_column(String(400))
-    ship_line1: Mapped[str] = mapped_column(String(400))
-    ship_line2: Mapped[str | None] = mapped_column(String(400))
-    ship_city: Mapped[str] = mapped_column(String(300))
-    ship_postal_code: Mapped[str] = mapped_column(String(200))
+    ship_full_name: Mapped[str] = mapped_column(String(SEALED_NAME))
+    ship_line1: Mapped[str] = mapped_column(String(SEALED_LINE))
+    ship_line2: Mapped[str | None] = mapped_column(String(SEALED_LINE))
+    ship_city: Mapped[str] = mapped_column(String(SEALED_CITY))
+    ship_postal_code: Mapped[str] = mapped_column(String(200))  # > SEALED_POSTAL_CODE
+    ship_phone: Mapped[str | None] = mapped_column(String(SEALED_PHONE))
     ship_country: Mapped[str] = mapped_column(String(2))
+    # The customer's email when the order was placed: sealed, and its keyed search hash
+    # (crypto.search_hash) for staff search; null for orders placed before 0006 by a
+    # customer whose account was gone by then.
+    contact_email: Mapped[str | None] = mapped_column(String(SEALED_EMAIL))
+    email_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

@@ -55,6 +55,7 @@ def _address_fields(data: AddressInput) -> accounts.AddressFields:
         city=data.city,
         postal_code=data.postal_code,
         country=data.country,
+        phone=data.phone,
     )
 
 
@@ -160,7 +161,10 @@ class AccountMutation:
     async def add_address(context: Context, *, input: AddressInput) -> Row[Any]:
         """Add an address to the viewer's address book."""
         return await accounts.add_address(
-            context.db, user_id=_viewer_id(context), address=_address_fields(input)
+            context.db,
+            cipher=context.cipher,
+            user_id=_viewer_id(context),
+            address=_address_fields(input),
         )
 
     @mutation(
@@ -174,6 +178,7 @@ class AccountMutation:
         """Replace the fields of one of the viewer's addresses."""
         return await accounts.update_address(
             context.db,
+            cipher=context.cipher,
             user_id=_viewer_id(context),
             address_id=address_id,
             address=_address_fields(input),

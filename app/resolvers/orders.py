@@ -1,4 +1,4 @@
-"""Root order fields: `order`, and the mutations `checkout`, `cancelOrder`, `updateOrderStatus`.
+"""Root order fields: `order`, `orders`, and the mutations `checkout`, `cancelOrder`, `updateOrderStatus`, `refundOrder`.
 
 Checkout is for signed-in customers: an order belongs to the customer who placed it (its
 owner reads it and may cancel it), and the idempotency key is scoped to that customer. A
@@ -15,6 +15,7 @@ from sqlalchemy import Row
 from app.context import Context, Viewer
 from app.loaders.order_listing import OrderFilterSpec, OrderSortSpec
 from app.models import OrderStatus
+from app.platform.crypto import DataCipher
 from app.platform.global_ids import decode_id_of
 from app.platform.scopes import Scope
 from app.resolvers.mutations import Argument, global_id, mutation, payload_of
@@ -45,6 +46,7 @@ _CHECKOUT_PATHS = {
         ("city", "city"),
         ("postal_code", "postalCode"),
         ("country", "country"),
+        ("phone", "phone"),
     )
 }
 
@@ -102,7 +104,7 @@ class OrderQuery:
             OrderSort | None, strawberry.argument(description="How to sort them.")
         ] = None,
     ) -> OrderConnection:
-        spec, sort = _listing(filter, sort_by)
+        spec, sort = _listing(info.context.cipher, filter, sort_by)
         page = Paging(first, after, last, before).request(sort.cursor_sort, info.context.settings)
         loaders = info.context.loaders
         result = await loaders.order_listing.load((spec, sort, page))
@@ -113,13 +115,15 @@ class OrderQuery:
 
 
 def _listing(
-    given: OrderFilter | None, sort_by: OrderSort | None
+    cipher: DataCipher, given: OrderFilter | None, sort_by: OrderSort | None
 ) -> tuple[OrderFilterSpec, OrderSortSpec]:
     spec = OrderFilterSpec()
     if given is not None:
         spec = OrderFilterSpec(
             status=None if given.status is None else given.status.value,
-            customer_email=given.customer_email,
+            customer_email_hash=None
+            if given.customer_email is None
+            else cipher.search_hash(given.customer_email),
             created_after=given.created_after,
             created_before=given.created_before,
         )
@@ -153,6 +157,7 @@ class OrderMutation:
             shipping_address=None if address is None else accounts.AddressFields(
                 full_name=address.full_name, line1=address.line1, line2=address.line2,
                 city=address.city, postal_code=address.postal_code, country=address.country,
+                phone=address.phone,
             ),
             address_id=None if input.address_id is None
             else decode_id_of(input.address_id, "Address", field="address_id"),
@@ -189,4 +194,12 @@ class OrderMutation:
         row = await orders.update_order_status(
             context.db, gateway=context.gateway, order_id=order_id, status=status
         )
+        return _fresh(context, row)
+
+    @mutation(
+        ORDER, STAFF, order_id=ORDER_ID, scope=NOT_FOR_PARTNERS, paths={"status": ["orderId"]}
+    )
+    async def refund_order(context: Context, *, order_id: int) -> Row[Any]:
+        """Refund a PAID or FULFILLED order in full: its captured payment is given back at the gateway (once, however often this is retried), the order becomes REFUNDED and its units go back in stock (it has not shipped). Staff only; any other status is ILLEGAL_TRANSITION."""
+        row = await orders.refund_order(context.db, gateway=context.gateway, order_id=order_id)
         return _fresh(context, row)

@@ -9,6 +9,7 @@ import strawberry
 from sqlalchemy import Row
 
 from app.models import Role
+from app.platform.sealed_addresses import SealedAddress
 from app.schema.cache_hints import PRIVATE
 from app.schema.cart import Cart
 from app.schema.enums import graphql_enum
@@ -32,34 +33,55 @@ graphql_enum(
 )
 
 
-@strawberry.type(description="A postal address in a user's address book.", directives=[PRIVATE])
+@strawberry.type(
+    description="A postal address: an entry of a user's address book, or an order's copy of "
+    "its shipping address. Stored encrypted; only its owner (and, in an order, staff) reads it.",
+    directives=[PRIVATE],
+)
 class Address(Node):
-    """An address."""
+    """An address; its personal fields are opened from the sealed row when first read."""
 
     pk: strawberry.Private[int]
     user_id: strawberry.Private[int]
-    full_name: str = strawberry.field(description="Name of the recipient.")
-    line1: str = strawberry.field(description="Street and house number.")
-    line2: str | None = strawberry.field(
-        description="Apartment, floor, company, c/o; null if none."
-    )
-    city: str = strawberry.field(description="City or town.")
-    postal_code: str = strawberry.field(description="Postal or ZIP code.")
-    country: str = strawberry.field(description="Two-letter ISO 3166 country code, e.g. DE.")
+    sealed: strawberry.Private[SealedAddress]
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Address:
-        """Build from an `addresses` row."""
-        return cls(
-            pk=row.id,
-            user_id=row.user_id,
-            full_name=row.full_name,
-            line1=row.line1,
-            line2=row.line2,
-            city=row.city,
-            postal_code=row.postal_code,
-            country=row.country,
-        )
+        """Build from an `addresses` row (sealed)."""
+        return cls(pk=row.id, user_id=row.user_id, sealed=SealedAddress(row, table="addresses"))
+
+    def _field(self, info: strawberry.Info, name: str) -> Any:
+        return self.sealed.open(info.context.cipher)[name]
+
+    @strawberry.field(description="Name of the recipient.")
+    def full_name(self, info: strawberry.Info) -> str:
+        return str(self._field(info, "full_name"))
+
+    @strawberry.field(description="Street and house number.")
+    def line1(self, info: strawberry.Info) -> str:
+        return str(self._field(info, "line1"))
+
+    @strawberry.field(description="Apartment, floor, company, c/o; null if none.")
+    def line2(self, info: strawberry.Info) -> str | None:
+        value = self._field(info, "line2")
+        return None if value is None else str(value)
+
+    @strawberry.field(description="City or town.")
+    def city(self, info: strawberry.Info) -> str:
+        return str(self._field(info, "city"))
+
+    @strawberry.field(description="Postal or ZIP code.")
+    def postal_code(self, info: strawberry.Info) -> str:
+        return str(self._field(info, "postal_code"))
+
+    @strawberry.field(description="Phone number for the carrier; null if none was given.")
+    def phone(self, info: strawberry.Info) -> str | None:
+        value = self._field(info, "phone")
+        return None if value is None else str(value)
+
+    @strawberry.field(description="Two-letter ISO 3166 country code, e.g. DE.")
+    def country(self, info: strawberry.Info) -> str:
+        return str(self._field(info, "country"))
 
 
 @strawberry.type(
@@ -238,3 +260,7 @@ class AddressInput:
     city: str = strawberry.field(description="City or town.")
     postal_code: str = strawberry.field(description="Postal or ZIP code.")
     country: str = strawberry.field(description="Two-letter ISO 3166 country code, e.g. DE.")
+    phone: str | None = strawberry.field(
+        default=None,
+        description="Phone number for the carrier: digits, spaces and + - ( ) / . (at most 32).",
+    )

@@ -19,13 +19,14 @@ from app.loaders.orders import ORDER_SORT
 from app.loaders.paging import Page, cursor_for
 from app.models import OrderStatus, PaymentStatus
 from app.platform.pagination import CursorSort, SortValue
-from app.platform.sealed_addresses import open_address
+from app.platform.sealed_addresses import SealedAddress, open_contact_email
 from app.schema.accounts import Address, AddressInput, User
 from app.schema.cache_hints import PRIVATE
 from app.schema.catalog import ProductVariant
 from app.schema.common import Money, SortDirection
 from app.schema.enums import graphql_enum
 from app.schema.errors import UserError
+from app.schema.permissions import IsOwnerOrStaff
 from app.schema.relations import each, optional, relation
 from app.schema.relay import Node, PageInfo
 
@@ -42,7 +43,7 @@ graphql_enum(
         OrderStatus.SHIPPED: "Handed to the carrier.",
         OrderStatus.DELIVERED: "Arrived at the shipping address.",
         OrderStatus.CANCELLED: "Cancelled; the stock went back and a payment was refunded.",
-        OrderStatus.REFUNDED: "The payment was given back.",
+        OrderStatus.REFUNDED: "The payment was given back; the units went back in stock.",
         OrderStatus.PAYMENT_FAILED: "The payment failed after the order was placed.",
     },
 )
@@ -184,9 +185,18 @@ class Order(Node):
         description="Where the order goes: a copy made at checkout (stored encrypted). It is "
         "no entry of the address book: its `id` fetches nothing."
     )
-    def shipping_address(self, info: strawberry.Info) -> Address:
-        opened = open_address(info.context.cipher, self.row)
-        return Address(pk=0, user_id=self.user_id or 0, **opened)
+    def shipping_address(self) -> Address:
+        return Address(
+            pk=0, user_id=self.user_id or 0, sealed=SealedAddress(self.row, table="orders")
+        )
+
+    @strawberry.field(
+        description="The customer's email when the order was placed (stored encrypted); null "
+        "for an order without one. Only the order's customer and staff may see it.",
+        permission_classes=[IsOwnerOrStaff],
+    )
+    def contact_email(self, info: strawberry.Info) -> str | None:
+        return open_contact_email(info.context.cipher, self.row)
 
     lines: list[OrderLine] = relation(
         loader=lambda loaders: loaders.order_lines_by_order_id,
@@ -299,7 +309,8 @@ class OrderFilter:
     )
     customer_email: str | None = strawberry.field(
         default=None,
-        description="Orders of the customer with this sign-in email (any letter case).",
+        description="Orders placed with this customer email (any letter case; matched by a "
+        "keyed hash, the email is stored encrypted).",
     )
     created_after: datetime | None = strawberry.field(
         default=None, description="Orders placed at or after this time."

@@ -73,6 +73,20 @@ class IsSelfOrStaff(BasePermission):
         return viewer.user_id is not None and getattr(source, "pk", None) == viewer.user_id
 
 
+class IsOwnerOrStaff(BasePermission):
+    """On fields of an order: allows its customer and staff (not partners; e.g. the email)."""
+
+    message = "Only the order's customer or staff may see this"
+    error_extensions = {"code": ErrorCode.FORBIDDEN.value}
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        """Whether the viewer is staff or the customer of the order the source describes."""
+        viewer = info.context.viewer
+        if viewer.is_staff:
+            return True
+        return viewer.user_id is not None and getattr(source, "user_id", None) == viewer.user_id
+
+
 # The permission lists fields and mutations declare.
 SIGNED_IN: list[type[BasePermission]] = [IsAuthenticated]
 STAFF: list[type[BasePermission]] = [IsAuthenticated, IsStaff]

@@ -13,10 +13,12 @@ from app.db import Database
 from app.db.work import UnitOfWork
 from app.models import Role
 from app.models.base import utcnow
+from app.platform.crypto import DataCipher
 from app.platform.errors import AlreadyExists, DomainError, NotFound
 from app.platform.events import Change
 from app.platform.passwords import password_hasher
 from app.platform.ratelimit import RateLimiter
+from app.platform.sealed_addresses import seal_book_address
 from app.platform.throttles import Bucket, FailureThrottle
 from app.services.accounts import rules
 from app.services.accounts.rules import NAME_MAX, addresses, users
@@ -27,6 +29,9 @@ from app.settings import Settings
 ADDRESS_LINE_MAX = 200
 CITY_MAX = 100
 POSTAL_CODE_MAX = 20
+PHONE_MAX = 32
+# Digits with the separators people write; at least 3 digits (checked below).
+PHONE = re.compile(r"^\+?[0-9 ()./-]+$")
 MAX_ADDRESSES = 50
 COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
 
@@ -41,6 +46,7 @@ class AddressFields:
     postal_code: str
     country: str
     line2: str | None = None
+    phone: str | None = None
 
 
 async def create_user(
@@ -110,9 +116,11 @@ async def update_profile(db: Database, *, user_id: int, full_name: str) -> Row[A
     return row
 
 
-async def add_address(db: Database, *, user_id: int, address: AddressFields) -> Row[Any]:
-    """Add an address to the user's address book."""
-    values = address_values(address)
+async def add_address(
+    db: Database, *, cipher: DataCipher, user_id: int, address: AddressFields
+) -> Row[Any]:
+    """Add an address to the user's address book (its personal fields sealed)."""
+    values = seal_book_address(cipher, address_values(address))
     async with db.unit_of_work() as work:
         connection = work.connection
         # Serializes this owner's inserts, so the count below cannot go stale (issue 9).
@@ -135,10 +143,10 @@ async def add_address(db: Database, *, user_id: int, address: AddressFields) -> 
 
 
 async def update_address(
-    db: Database, *, user_id: int, address_id: int, address: AddressFields
+    db: Database, *, cipher: DataCipher, user_id: int, address_id: int, address: AddressFields
 ) -> Row[Any]:
     """Replace the fields of one of the user's addresses; NotFound for anyone else's."""
-    values = address_values(address)
+    values = seal_book_address(cipher, address_values(address))
     async with db.unit_of_work() as work:
         connection = work.connection
         row = (
@@ -233,5 +241,19 @@ def address_values(address: AddressFields) -> dict[str, Any]:
         "postal_code": rules.text(
             address.postal_code, field="postal_code", max_length=POSTAL_CODE_MAX
         ),
+        "phone": _phone(address.phone),
         "country": country,
     }
+
+
+def _phone(phone: str | None) -> str | None:
+    """A trimmed phone number, or None; INVALID unless it looks like one."""
+    trimmed = rules.text(phone or "", field="phone", max_length=PHONE_MAX, required=False)
+    if not trimmed:
+        return None
+    if not PHONE.match(trimmed) or sum(c.isdigit() for c in trimmed) < 3:
+        raise DomainError(
+            "Use digits, spaces and + - ( ) / . for a phone number, e.g. +49 30 1234567",
+            field="phone",
+        )
+    return trimmed

@@ -8,6 +8,13 @@ raised before anything is committed.
 
 from app.services.orders.checkout import CheckoutRequest, checkout
 from app.services.orders.rules import TRANSITIONS
-from app.services.orders.status import cancel_order, update_order_status
+from app.services.orders.status import cancel_order, refund_order, update_order_status
 
-__all__ = ["TRANSITIONS", "CheckoutRequest", "cancel_order", "checkout", "update_order_status"]
+__all__ = [
+    "TRANSITIONS",
+    "CheckoutRequest",
+    "cancel_order",
+    "checkout",
+    "refund_order",
+    "update_order_status",
+]

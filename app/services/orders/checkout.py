@@ -32,7 +32,7 @@ from app.models import OrderStatus, PaymentStatus
 from app.models.base import utcnow
 from app.platform.crypto import DataCipher
 from app.platform.errors import DomainError, ErrorKind, InvalidInput, NotFound
-from app.platform.sealed_addresses import SEALED_FIELDS, seal_address
+from app.platform.sealed_addresses import open_book_address, seal_address, seal_contact_email
 from app.services.accounts import AddressFields, address_values
 from app.services.cart.rules import cart_change, lock_cart_by_token, lock_customer_cart
 from app.services.catalog.variants import variant_changes
@@ -49,6 +49,7 @@ from app.services.orders.rules import (
     payment_events,
     payments,
     products,
+    users,
     variants,
 )
 from app.services.payments.gateway import (
@@ -98,7 +99,7 @@ async def checkout(
                 return await _replay(connection, known, **seen)
             if not lines:
                 raise InvalidInput("The cart is empty", field="cart_token")
-            address = await _shipping_address(connection, user_id=user_id, request=request)
+            address = await _shipping_address(connection, cipher, user_id=user_id, request=request)
             order = await _insert_order(
                 connection, cipher, user_id=user_id, lines=lines, address=address,
                 shipping_minor=shipping_minor,
@@ -213,7 +214,7 @@ async def _replay(
 
 
 async def _shipping_address(
-    connection: AsyncConnection, *, user_id: int, request: CheckoutRequest
+    connection: AsyncConnection, cipher: DataCipher, *, user_id: int, request: CheckoutRequest
 ) -> dict[str, Any]:
     if request.shipping_address is not None:
         return address_values(request.shipping_address)
@@ -226,7 +227,8 @@ async def _shipping_address(
     ).first()
     if row is None:
         raise NotFound("You have no address with this ID", field="address_id")
-    return {name: getattr(row, name) for name in (*SEALED_FIELDS, "country")}
+    # Opened from the book's columns, sealed again below for the order's (contexts differ).
+    return open_book_address(cipher, row)
 
 
 async def _insert_order(
@@ -243,6 +245,9 @@ async def _insert_order(
     if len(currencies) != 1:
         raise InvalidInput("The cart mixes currencies", field="cart_token")
     subtotal = sum(line.price_minor * line.quantity for line in lines)
+    email = (
+        await connection.execute(select(users.c.email).where(users.c.id == user_id))
+    ).scalar_one()
     now = utcnow()
     result = await connection.execute(
         insert(orders)
@@ -257,6 +262,7 @@ async def _insert_order(
             created_at=now,
             updated_at=now,
             **seal_address(cipher, address),
+            **seal_contact_email(cipher, email),
         )
         .returning(*orders.c)
     )

@@ -21,6 +21,7 @@ from app.models import (
     PaymentEvent,
     Product,
     ProductVariant,
+    User,
 )
 from app.platform.errors import DomainError, ErrorKind
 from app.platform.events import Change
@@ -35,6 +36,7 @@ cart_lines = table_of(CartLine)
 variants = table_of(ProductVariant)
 products = table_of(Product)
 addresses = table_of(Address)
+users = table_of(User)
 
 # Where an order may go from each status; anything else is ILLEGAL_TRANSITION.
 TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {
@@ -51,8 +53,9 @@ TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.REFUNDED: frozenset(),
     OrderStatus.PAYMENT_FAILED: frozenset({OrderStatus.CANCELLED}),
 }
-# Moving to these gives the reserved stock back.
-RETURNS_STOCK = frozenset({OrderStatus.CANCELLED})
+# Moving to these gives the reserved stock back. A refund is only allowed before the order
+# ships (PAID, FULFILLED): the goods are still in the shop, so they go back on sale.
+RETURNS_STOCK = frozenset({OrderStatus.CANCELLED, OrderStatus.REFUNDED})
 
 
 class OutOfStock(DomainError):

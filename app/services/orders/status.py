@@ -4,6 +4,10 @@ Each change is one unit of work that locks the order row, checks the step from t
 it finds, and writes the new status with the old one as condition; cancelling returns the
 reserved stock, and cancelling or refunding a paid order refunds its captured payment at
 the gateway. An illegal step is ILLEGAL_TRANSITION and writes nothing.
+
+The gateway's refund runs inside the unit of work with a key per payment
+(`refund:<payment id>`): should the commit fail after the gateway refunded, the retried
+refund meets the same key and gets the same refund back, so money is given back once.
 """
 
 from __future__ import annotations
@@ -44,6 +48,13 @@ async def update_order_status(
     async with db.unit_of_work() as work:
         order = await _lock_order(work.connection, order_id, user_id=None, is_staff=True)
         return await _move(work, gateway, order, status)
+
+
+async def refund_order(db: Database, *, gateway: PaymentGateway, order_id: int) -> Row[Any]:
+    """Refund a PAID or FULFILLED order in full (staff): the payment is given back, stock returns."""
+    async with db.unit_of_work() as work:
+        order = await _lock_order(work.connection, order_id, user_id=None, is_staff=True)
+        return await _move(work, gateway, order, OrderStatus.REFUNDED)
 
 
 async def _lock_order(
