@@ -20,6 +20,7 @@ from app.db import Database, count_statements
 from app.db.outages import database_outage
 from app.engine import CostModel, GraphQLExecutor, Limits, settle_unwinding, validation_rules
 from app.http.admission import Admission, RefuseNul
+from app.http.draining import Draining
 from app.http.graphql import STATIC_DIR, GraphQLEndpoint, request_id_of
 from app.http.health import Check, Readiness, health
 from app.http.middleware import GZipOnRequest, InternalErrorMiddleware, ResponseHeadersMiddleware
@@ -228,13 +229,18 @@ def create_app(settings: Settings) -> Starlette:
     if redis is not None:
         readiness_checks["redis"] = caching.redis_check or redis.ping
     # Without Redis the server answers from the database: degraded, still in rotation.
-    readiness = Readiness(readiness_checks, optional=frozenset({"redis"}))
+    # SIGTERM: not ready for shutdown_drain_seconds, then uvicorn's graceful shutdown.
+    # Streams (WebSocket, SSE) are told to go away through draining.on_drain.
+    draining = Draining(settings.shutdown_drain_seconds)
+    readiness = Readiness(readiness_checks, optional=frozenset({"redis"}), draining=draining)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        draining.install()
         try:
             yield
         finally:
+            draining.uninstall()
             # Requests stopped at their deadline may still be closing connections (<= 2 s).
             await settle_unwinding(within_seconds=3.0)
             await db.dispose()
@@ -245,6 +251,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             Route("/health", health, methods=["GET"]),
+            Route("/healthz", health, methods=["GET"]),
             Route("/readyz", readiness.handle, methods=["GET"]),
             Route("/oauth/token", oauth_token.handle, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
@@ -262,6 +269,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.schema = schema
     app.state.settings = settings
     app.state.caching = caching
+    app.state.draining = draining
     return app
 
 
