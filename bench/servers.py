@@ -173,8 +173,14 @@ class Servers:
         db_port: int | None = None,
         ip_budget_lifted: bool = True,
         checkout: bool = False,
+        workers: int = 1,
+        instance: str = "",
     ) -> procs.Server:
-        """shopgraph in production mode, 1 worker (uvicorn with uvloop and httptools, no access log)."""
+        """shopgraph in production mode, 1 worker (uvicorn with uvloop and httptools, no access log).
+
+        `workers` > 1 (bench/scale_out.py): uvicorn's worker processes on one socket;
+        `instance` tells the logs of several servers of one kind apart.
+        """
         port = procs.free_port()
         env = self.shopgraph_env(
             cache=cache,
@@ -183,8 +189,11 @@ class Servers:
             ip_budget_lifted=ip_budget_lifted,
             checkout=checkout,
         )
-        argv = [str(BIN / "shopgraph"), "serve", "--port", str(port), "--workers", "1"]
+        argv = [str(BIN / "shopgraph"), "serve", "--port", str(port), "--workers", str(workers)]
         name = f"shopgraph-{cache}" + ("-debug" if debug else "")
+        if workers > 1:
+            name += f"-{workers}workers"
+        name += instance
         if not ip_budget_lifted:
             name = "shopgraph-flooded"
         if checkout:
