@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import secrets
 import statistics
 import time
@@ -179,9 +180,16 @@ def _run_load(
         str(BIN / "python"), str(LOAD), "--plan", str(plan),
         "--connections", str(connections), "--duration", str(duration_s),
     ]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     output = procs.run_checked(argv, timeout=duration_s + 120)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     line = next(line for line in output.splitlines() if line.startswith("CHECKOUT_JSON "))
     summary: dict[str, Any] = json.loads(line.removeprefix("CHECKOUT_JSON "))
+    # The load generator's own CPU (it shares the cores with the server), start-up included.
+    spent = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    summary["client_cpu_ms_per_request"] = (
+        round(spent * 1000 / summary["requests"], 2) if summary["requests"] else None
+    )
     if summary["carts_exhausted"]:
         say("W7: the prepared carts ran out before the run's end (req/s still counted)")
     return summary
@@ -254,6 +262,9 @@ def checkout_workload(
         "p99_ms_median": statistics.median(r["p99_ms"] for r in runs),
         "orders_per_s_median": statistics.median(r["orders_per_s"] for r in runs),
         "out_of_stock": sum(r["out_of_stock"] for r in everything),
+        "client_cpu_ms_per_request": statistics.median(
+            r["client_cpu_ms_per_request"] or 0 for r in runs
+        ),
         "failures": dict(failures),
         # Every order reserved one unit: the database must agree with the answers (warm-up included).
         "units_reserved": taken,

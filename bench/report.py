@@ -223,7 +223,12 @@ def _checkout_section(results: list[WorkloadResult]) -> list[str]:
         "Each request checks out a prepared one-line cart of a signed-in customer (test "
         "gateway, `tok_success`, fresh idempotency key), one closed-loop customer per "
         "connection (bench/checkout_load.py, httpx). Stock of every chosen variant: "
-        f"{ran[0].checkout['stock_each']:,} (restored afterwards).",
+        f"{ran[0].checkout['stock_each']:,} (restored afterwards). Load generator CPU per "
+        "request (median of the runs, its start-up included): "
+        + ", ".join(
+            f"{r.key} {(r.checkout or {}).get('client_cpu_ms_per_request')} ms" for r in ran
+        )
+        + ".",
         "",
         "| | variants | connections | req/s (runs) | orders/s | p50 ms | p99 ms | OUT_OF_STOCK "
         "| other failures | units reserved = orders |",

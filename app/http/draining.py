@@ -7,8 +7,9 @@ so `Draining` chains itself in front of the signal handler uvicorn installed: on
 it marks the process draining (`/readyz` answers 503 "draining"), runs the callbacks
 registered with `on_drain` (the place where long-lived streams are told to go away, e.g.
 WebSockets closed with 1001 so clients reconnect elsewhere), and hands the signal to
-uvicorn after `delay_seconds` (0: at once). A second SIGTERM or a SIGINT during the delay
-is handed over at once. Requests keep being served normally during the delay.
+uvicorn after `delay_seconds` (0: at once). A second SIGTERM during the delay is handed
+over at once; SIGINT (Ctrl+C) is left to uvicorn. Requests keep being served normally
+during the delay.
 """
 
 from __future__ import annotations
@@ -42,19 +43,18 @@ class Draining:
         self._callbacks.append(callback)
 
     def install(self) -> None:
-        """Chain in front of the SIGTERM/SIGINT handlers installed now (uvicorn's).
+        """Chain in front of the SIGTERM handler installed now (uvicorn's).
 
-        Only in the main thread and only in front of a Python handler: a server run in
-        a test's thread, or without uvicorn's handlers, is left alone.
+        Only in the main thread and only in front of a Python handler: an app served in a
+        test's thread, or in-process by a test (the default SIGTERM), is left alone.
         """
         if threading.current_thread() is not threading.main_thread():
             return
         self._loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous = signal.getsignal(sig)
-            if callable(previous):
-                self._previous[sig] = previous
-                signal.signal(sig, self._on_signal)
+        previous = signal.getsignal(signal.SIGTERM)
+        if callable(previous):
+            self._previous[signal.SIGTERM] = previous
+            signal.signal(signal.SIGTERM, self._on_signal)
 
     def uninstall(self) -> None:
         """Put the chained handlers back (uvicorn restores its own originals after that)."""
@@ -65,7 +65,7 @@ class Draining:
 
     def _on_signal(self, sig: int, frame: FrameType | None) -> None:
         loop = self._loop
-        if self.started or sig != signal.SIGTERM or loop is None or self.delay_seconds <= 0:
+        if self.started or loop is None or self.delay_seconds <= 0:
             self._start()
             self._hand_over(sig, frame)
             return
@@ -85,7 +85,7 @@ class Draining:
                 callback()
 
     def _hand_over(self, sig: int, frame: FrameType | None) -> None:
-        if self._handed_over and sig == signal.SIGTERM:
+        if self._handed_over:
             return
         self._handed_over = True
         previous = self._previous.get(sig)
