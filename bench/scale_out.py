@@ -14,8 +14,8 @@ machine's other load hits every setup alike:
 
 Servers run as W1's do (production mode, no caches, lifted per-IP budget). The load
 generator and nginx share the machine's cores with the workers and PostgreSQL: their CPU
-per request is reported beside the servers', and the ratio's ceiling on this machine is
-(cores) / (all CPU per request / one worker's share). Writes scale_out.{md,json} into
+per request is reported beside the servers': the ratio's ceiling is about (cores) x (one
+worker's server CPU per request) / (all CPU per request with two). Writes scale_out.{md,json} into
 --results (default bench/results).
 """
 
