@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -20,6 +21,7 @@ from app.db import Database, count_statements
 from app.db.outages import database_outage
 from app.engine import CostModel, GraphQLExecutor, Limits, settle_unwinding, validation_rules
 from app.http.admission import Admission, RefuseNul
+from app.http.draining import Draining
 from app.http.graphql import STATIC_DIR, GraphQLEndpoint, request_id_of
 from app.http.health import Check, Readiness, health
 from app.http.middleware import GZipOnRequest, InternalErrorMiddleware, ResponseHeadersMiddleware
@@ -240,6 +242,7 @@ def create_app(settings: Settings) -> Starlette:
             max_message_bytes=settings.max_body_bytes,
         ),
     )
+    event_streams = EventStreams(streaming, keep_alive_seconds=settings.stream_keep_alive_seconds)
     graphql = GraphQLEndpoint(
         Pipeline(
             steps,
@@ -249,9 +252,7 @@ def create_app(settings: Settings) -> Starlette:
         max_body_bytes=settings.max_body_bytes,
         body_timeout_seconds=settings.body_timeout_seconds,
         graphiql=settings.env is Environment.DEVELOPMENT or bool(settings.debug),
-        event_streams=EventStreams(
-            streaming, keep_alive_seconds=settings.stream_keep_alive_seconds
-        ),
+        event_streams=event_streams,
     )
 
     oauth_token = TokenEndpoint(
@@ -270,13 +271,29 @@ def create_app(settings: Settings) -> Starlette:
     if redis is not None:
         readiness_checks["redis"] = caching.redis_check or redis.ping
     # Without Redis the server answers from the database: degraded, still in rotation.
-    readiness = Readiness(readiness_checks, optional=frozenset({"redis"}))
+    # SIGTERM: not ready for shutdown_drain_seconds, then uvicorn's graceful shutdown.
+    # Streams (WebSocket, SSE) are told to go away through draining.on_drain.
+    draining = Draining(settings.shutdown_drain_seconds)
+    readiness = Readiness(readiness_checks, optional=frozenset({"redis"}), draining=draining)
+    # Streams go away as draining starts: sockets close with 1001 and event streams end,
+    # so their clients reconnect to an instance that stays.
+    closing: set[asyncio.Task[None]] = set()
+
+    def close_streams() -> None:
+        event_streams.close_all()
+        task = asyncio.ensure_future(websocket.close_all())
+        closing.add(task)
+        task.add_done_callback(closing.discard)
+
+    draining.on_drain(close_streams)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        draining.install()
         try:
             yield
         finally:
+            draining.uninstall()
             # Requests stopped at their deadline may still be closing connections (<= 2 s).
             await settle_unwinding(within_seconds=3.0)
             await db.dispose()
@@ -288,6 +305,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             WebSocketRoute("/graphql", websocket),
             Route("/health", health, methods=["GET"]),
+            Route("/healthz", health, methods=["GET"]),
             Route("/readyz", readiness.handle, methods=["GET"]),
             Route("/oauth/token", oauth_token.handle, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
@@ -306,6 +324,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.caching = caching
     app.state.websocket = websocket
+    app.state.draining = draining
     return app
 
 

@@ -218,6 +218,9 @@ class Settings(BaseSettings):
     limit_concurrency: Annotated[int | None, Field(ge=1, le=1_000_000)] = 1000  # None: no limit
     h11_max_incomplete_event_size: Annotated[int, Field(ge=1024, le=10_000_000)] = 16_384
     timeout_graceful_shutdown_seconds: Annotated[int, Field(ge=1, le=3600)] = 10
+    # SIGTERM: /readyz answers 503 this long before uvicorn stops accepting (0: at once),
+    # so a balancer polling readiness takes the process out of rotation first.
+    shutdown_drain_seconds: Annotated[float, Field(ge=0, le=600)] = 0.0
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

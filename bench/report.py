@@ -41,6 +41,7 @@ class WorkloadResult:
     cache_debug: dict[str, Any] | None = None
     # W1 and its variants: how the body was found equal to the uncached listing's.
     body_check: str | None = None
+    checkout: dict[str, Any] | None = None  # W7, W7s: per-run figures (bench/checkout.py)
 
     @property
     def rps(self) -> float:
@@ -210,6 +211,49 @@ def _listing_by_cache(results: list[WorkloadResult]) -> list[str]:
     return lines
 
 
+def _checkout_section(results: list[WorkloadResult]) -> list[str]:
+    """W7 and W7s: req/s and p99 at the throughput concurrency, OUT_OF_STOCK, the stock check."""
+    ran = [result for result in results if result.ran and result.checkout]
+    if not ran:
+        return []
+    lines = [
+        "",
+        "## Checkout (W7: one hot variant, W7s: spread)",
+        "",
+        "Each request checks out a prepared one-line cart of a signed-in customer (test "
+        "gateway, `tok_success`, fresh idempotency key), one closed-loop customer per "
+        "connection (bench/checkout_load.py, httpx). Stock of every chosen variant: "
+        f"{ran[0].checkout['stock_each']:,} (restored afterwards). Load generator CPU per "
+        "request (median of the runs, its start-up included): "
+        + ", ".join(
+            f"{r.key} {(r.checkout or {}).get('client_cpu_ms_per_request')} ms" for r in ran
+        )
+        + ".",
+        "",
+        "| | variants | connections | req/s (runs) | orders/s | p50 ms | p99 ms | OUT_OF_STOCK "
+        "| other failures | units reserved = orders |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in ran:
+        co = result.checkout or {}
+        runs = ", ".join(f"{r['rps']:,.0f}" for r in co["runs"])
+        p50 = statistics.median(r["p50_ms"] for r in co["runs"])
+        same = "yes" if co["units_reserved"] == co["orders_in_db"] else "**no**"
+        lines.append(
+            f"| {result.key} | {co['variants']:,} | {co['connections']} | **{result.rps:,.0f}** "
+            f"({runs}) | {co['orders_per_s_median']:,.0f} | {p50:.1f} | {co['p99_ms_median']:.1f} "
+            f"| {co['out_of_stock']} | {co['failures'] or 0} "
+            f"| {same} ({co['units_reserved']:,} / {co['orders_in_db']:,}) |"
+        )
+        latency = co["latency"]
+        lines.append(
+            f"| {result.key} | {co['variants']:,} | {latency['connections']} "
+            f"| {latency['rps']:,.0f} | {latency['orders_per_s']:,.0f} | {latency['p50_ms']:.1f} "
+            f"| {latency['p99_ms']:.1f} | {latency['out_of_stock']} | | |"
+        )
+    return lines
+
+
 def write_json(path: Path, meta: dict[str, Any], results: list[WorkloadResult]) -> None:
     """results.json: meta, headline ratios and every measured number."""
     ratios = {f"{top}/{bottom}": ratio(results, top, bottom) for top, bottom, _ in HEADLINE}
@@ -298,6 +342,7 @@ def write_markdown(path: Path, meta: dict[str, Any], results: list[WorkloadResul
         if result.ran and result.noisy:
             lines += noisy_section(result, config)
     lines += _listing_by_cache(results)
+    lines += _checkout_section(results)
     failed = [result for result in results if result.ran and result.failed_requests]
     if failed:
         lines += ["", "Failed requests (wrk errors, non-2xx or timeouts) during the runs:"]

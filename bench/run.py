@@ -18,6 +18,7 @@ import time
 from types import FrameType
 
 import chart
+import checkout
 import database
 import facts
 import loadgen
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             needed = per_workload
             if workload.target is Target.SHOPGRAPH_FLOODED:
                 needed = noisy.seconds_needed(opts.warmup_s, opts.runs, opts.latency_duration_s)
+            elif workload.target is Target.SHOPGRAPH_CHECKOUT:
+                needed = checkout.seconds_needed(opts)
             if time.monotonic() - STARTED + needed > opts.budget_s:
                 result.error = f"skipped: would pass the {opts.budget_s:.0f} s budget"
                 say(f"{workload.key} {result.error}")
@@ -97,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                 attempt(result, floor_workload, opts, db, result)
             elif workload.target is Target.SHOPGRAPH_FLOODED:
                 attempt(result, noisy.noisy_workload, opts, servers, wrk, workload, result)
+            elif workload.target is Target.SHOPGRAPH_CHECKOUT:
+                attempt(result, checkout.checkout_workload, opts, servers, workload, result)
             else:
                 attempt(result, http_workload, opts, servers, wrk, db, workload, result, cold)
     except KeyboardInterrupt:

@@ -122,6 +122,7 @@ class Servers:
         debug: bool = False,
         db_port: int | None = None,
         ip_budget_lifted: bool = True,
+        checkout: bool = False,
     ) -> dict[str, str]:
         """The environment of shopgraph (server and CLI) in production mode.
 
@@ -159,6 +160,9 @@ class Servers:
             for name in ("SHOPGRAPH_RATE_LIMIT_CAPACITY", "SHOPGRAPH_RATE_LIMIT_RESTORE_RATE"):
                 env.pop(name, None)
             env["SHOPGRAPH_PARTNER_TIERS"] = BENCH_TIERS
+        if checkout:
+            env["SHOPGRAPH_PAYMENT_GATEWAY"] = "test"
+            env["SHOPGRAPH_REGISTER_MAX_PER_IP"] = "100000"
         return env
 
     def shopgraph(
@@ -168,16 +172,32 @@ class Servers:
         debug: bool = False,
         db_port: int | None = None,
         ip_budget_lifted: bool = True,
+        checkout: bool = False,
+        workers: int = 1,
+        instance: str = "",
     ) -> procs.Server:
-        """shopgraph in production mode, 1 worker (uvicorn with uvloop and httptools, no access log)."""
+        """shopgraph in production mode, 1 worker (uvicorn with uvloop and httptools, no access log).
+
+        `workers` > 1 (bench/scale_out.py): uvicorn's worker processes on one socket;
+        `instance` tells the logs of several servers of one kind apart.
+        """
         port = procs.free_port()
         env = self.shopgraph_env(
-            cache=cache, debug=debug, db_port=db_port, ip_budget_lifted=ip_budget_lifted
+            cache=cache,
+            debug=debug,
+            db_port=db_port,
+            ip_budget_lifted=ip_budget_lifted,
+            checkout=checkout,
         )
-        argv = [str(BIN / "shopgraph"), "serve", "--port", str(port), "--workers", "1"]
+        argv = [str(BIN / "shopgraph"), "serve", "--port", str(port), "--workers", str(workers)]
         name = f"shopgraph-{cache}" + ("-debug" if debug else "")
+        if workers > 1:
+            name += f"-{workers}workers"
+        name += instance
         if not ip_budget_lifted:
             name = "shopgraph-flooded"
+        if checkout:
+            name = "shopgraph-checkout"
         return self._start(procs.Server(name, argv, port, WORK / "logs" / f"{name}.log"), env)
 
     def bare(self) -> procs.Server:

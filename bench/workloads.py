@@ -1,5 +1,5 @@
-"""The workloads W0-W6 (W5 and W5b: the two peers; W1c, W1e, W1r: W1 by cache layer; W1n:
-W1 beside a flood).
+"""The workloads W0-W7 (W5 and W5b: the two peers; W1c, W1e, W1r: W1 by cache layer; W1n:
+W1 beside a flood; W7 and W7s: checkout, on one hot variant and spread over many).
 
 What each one asks, of which server, and with which of shopgraph's caches switched on.
 """
@@ -22,6 +22,8 @@ class Target(StrEnum):
     POSTGRAPHILE5 = "postgraphile5"
     POSTGRAPHILE4 = "postgraphile4"
     FLOOR = "floor"
+    # shopgraph with the test payment gateway, driven by bench/checkout_load.py (W7, W7s)
+    SHOPGRAPH_CHECKOUT = "shopgraph-checkout"
 
 
 class CacheMode(StrEnum):
@@ -57,6 +59,7 @@ class Workload:
     query: str = ""
     variables: dict[str, Any] = field(default_factory=dict)
     cache: CacheMode = CacheMode.OFF
+    variants: int = 0  # W7, W7s: how many variants the checked-out carts spread over
 
     def body(self) -> dict[str, Any]:
         """The JSON body POSTed to /graphql."""
@@ -163,6 +166,7 @@ query StorefrontListing {
 """
 
 SEARCH_WORD = "cotton"
+SPREAD_VARIANTS = 1_000  # W7s
 
 
 def all_workloads(product_slug: str) -> list[Workload]:
@@ -239,6 +243,20 @@ def all_workloads(product_slug: str) -> list[Workload]:
             "W5b", "PostGraphile 4, W1's data", Target.POSTGRAPHILE4, Role.PEER, W5B_POSTGRAPHILE4
         ),
         Workload("W6", "raw asyncpg, W1's 5 statements", Target.FLOOR, Role.FLOOR),
+        Workload(
+            "W7",
+            "checkout, one hot variant (every cart holds it)",
+            Target.SHOPGRAPH_CHECKOUT,
+            Role.SUBJECT,
+            variants=1,
+        ),
+        Workload(
+            "W7s",
+            f"checkout spread over {SPREAD_VARIANTS:,} variants",
+            Target.SHOPGRAPH_CHECKOUT,
+            Role.SUBJECT,
+            variants=SPREAD_VARIANTS,
+        ),
     ]
 
 

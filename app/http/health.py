@@ -1,8 +1,10 @@
-"""Liveness (`/health`) and readiness (`/readyz`): whether to send this process traffic.
+"""Liveness (`/health`, `/healthz`) and readiness (`/readyz`): whether to send this process traffic.
 
 Readiness asks every dependency once, each within a short time, so a load balancer takes a
 process whose database or Redis stopped answering out of rotation instead of letting its
-requests time out. The checks are handed in by `main.py`: http imports no data layer.
+requests time out. While the process drains on SIGTERM (app/http/draining.py) it is not
+ready whatever its checks say. The checks are handed in by `main.py`: http imports no data
+layer.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+
+from app.http.draining import Draining
 
 logger = logging.getLogger("shopgraph.health")
 
@@ -38,13 +42,17 @@ class Readiness:
         *,
         optional: frozenset[str] = frozenset(),
         timeout: float = READINESS_TIMEOUT_SECONDS,
+        draining: Draining | None = None,
     ) -> None:
         self.checks = dict(checks)
+        self.draining = draining
         self.optional = optional
         self.timeout = timeout
 
     async def handle(self, request: Request) -> JSONResponse:
         """Run the checks concurrently; report each one."""
+        if self.draining is not None and self.draining.started:
+            return JSONResponse({"status": "draining"}, status_code=503)
         names = list(self.checks)
         outcomes = await asyncio.gather(*(self._check(name) for name in names))
         report = dict(zip(names, outcomes, strict=True))

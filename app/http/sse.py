@@ -44,6 +44,12 @@ class EventStreams:
     def __init__(self, operations: StreamingOperations, *, keep_alive_seconds: float) -> None:
         self.operations = operations
         self.keep_alive_seconds = keep_alive_seconds
+        self._closing = asyncio.Event()
+
+    def close_all(self) -> None:
+        """End every open stream without `complete` (the server is going away): clients
+        reconnect, to another instance."""
+        self._closing.set()
 
     async def respond(self, request: Request, params: GraphQLParams, request_id: str) -> Response:
         """Admit the operation; stream its results, or answer its refusal."""
@@ -63,12 +69,19 @@ class EventStreams:
         stream = started.stream
         # One pending read at a time, kept across keep-alives: cancelling a read would
         # throw into the subscription and end it.
-        pending: asyncio.Future[bytes] | None = None
+        pending: asyncio.Future[Any] | None = None
+        closing: asyncio.Future[Any] = asyncio.ensure_future(self._closing.wait())
         try:
             while True:
                 if pending is None:
                     pending = asyncio.ensure_future(anext(stream))
-                done, _ = await asyncio.wait({pending}, timeout=self.keep_alive_seconds)
+                done, _ = await asyncio.wait(
+                    {pending, closing},
+                    timeout=self.keep_alive_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if closing in done:
+                    return  # no `complete`: the subscription is not over, this server is
                 if not done:
                     yield b":\n\n"  # a comment: keeps the connection open
                     continue
@@ -81,6 +94,7 @@ class EventStreams:
         except StreamFailed as failed:
             yield _event("next", {"errors": failed.errors})
         finally:
+            closing.cancel()
             if pending is not None:
                 pending.cancel()
                 with contextlib.suppress(BaseException):
