@@ -37,6 +37,7 @@ PASSED = (
     "ws_max_operations",
     "ws_max_connections_per_viewer",
     "stream_keep_alive_seconds",
+    "shutdown_drain_seconds",
 )
 
 

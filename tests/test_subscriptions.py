@@ -558,3 +558,40 @@ async def test_the_rate_limit_refuses_subscriptions_past_the_budget(backend: Bac
 
     assert message["type"] == "error"
     assert message["payload"][0]["extensions"]["code"] == "THROTTLED"
+
+
+async def test_draining_closes_streams_at_once_and_http_is_still_served(fleet: Fleet) -> None:
+    variant = await _variant(fleet)
+    watch = {
+        "query": PRODUCT.replace(" stockQuantity", ""),
+        "variables": {"id": variant["product"]},
+    }
+    settings = fleet.shop.settings.model_copy(update={"shutdown_drain_seconds": 3.0})
+    with server_process_handle(settings) as (base, process):
+        async with raw_socket(base) as socket, httpx.AsyncClient(timeout=10) as http:
+            await send(socket, {"type": "connection_init"})
+            await receive(socket)
+            await send(socket, {"type": "subscribe", "id": "1", "payload": watch})
+            events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+            async def read_sse() -> None:
+                async for event in sse_events(base, watch["query"], watch["variables"], None):
+                    await events.put(event)
+                await events.put(("closed", None))
+
+            sse = asyncio.create_task(read_sse())
+            await asyncio.sleep(0.5)
+            loop = asyncio.get_running_loop()
+            # when the process is told to stop (it drains for 3 s first)
+            process.send_signal(signal.SIGTERM)
+            signalled = loop.time()
+
+            # then the socket is closed with 1001 and the event stream ends without
+            # `complete` (the subscription goes on elsewhere), well before the drain ends
+            assert await close_code(socket) == 1001
+            assert await asyncio.wait_for(events.get(), 5) == ("closed", None)
+            assert loop.time() - signalled < 2.0
+            # while HTTP requests are still answered
+            answered = await http.post(f"{base}/graphql", json={"query": "{ __typename }"})
+            assert answered.status_code == 200
+            await sse
