@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -49,11 +50,17 @@ class Subscription:
 
 
 @asynccontextmanager
-async def gql_session(base: str, protocol: str, authorization: str | None) -> AsyncIterator[Any]:
+async def gql_session(
+    base: str, protocol: str, authorization: str | None, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[Any]:
     """A gql client session over one WebSocket with the given subprotocol and token."""
     payload = {"Authorization": authorization} if authorization else {}
     transport = WebsocketsTransport(
-        url=ws_url(base), subprotocols=[protocol], init_payload=payload, connect_timeout=5
+        url=ws_url(base),
+        subprotocols=[protocol],
+        init_payload=payload,
+        connect_timeout=5,
+        ssl=tls or False,
     )
     async with Client(transport=transport, fetch_schema_from_transport=False) as session:
         yield session
@@ -72,14 +79,18 @@ def start(session: Any, query: str, variables: dict[str, Any] | None = None) -> 
 
 
 async def sse_events(
-    base: str, query: str, variables: dict[str, Any] | None, authorization: str | None
+    base: str,
+    query: str,
+    variables: dict[str, Any] | None,
+    authorization: str | None,
+    tls: ssl.SSLContext | None = None,
 ) -> AsyncIterator[tuple[str, Any]]:
     """(event, data) pairs of a graphql-sse request (distinct connections mode)."""
     headers = {"Accept": "text/event-stream"}
     if authorization:
         headers["Authorization"] = authorization
     async with (
-        httpx.AsyncClient(timeout=httpx.Timeout(30.0)) as http,
+        httpx.AsyncClient(timeout=httpx.Timeout(30.0), verify=tls or True) as http,
         aconnect_sse(
             http,
             "POST",
@@ -94,9 +105,11 @@ async def sse_events(
 
 
 @asynccontextmanager
-async def raw_socket(base: str, protocol: str = TRANSPORT_WS) -> AsyncIterator[Any]:
+async def raw_socket(
+    base: str, protocol: str = TRANSPORT_WS, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[Any]:
     """A bare WebSocket connection (for close codes and protocol errors)."""
-    async with websockets.connect(ws_url(base), subprotocols=[protocol]) as socket:  # type: ignore[list-item]
+    async with websockets.connect(ws_url(base), subprotocols=[protocol], ssl=tls) as socket:  # type: ignore[list-item]
         yield socket
 
 
