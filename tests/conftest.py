@@ -332,3 +332,15 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture(scope="module")
+async def fleet(
+    request: pytest.FixtureRequest, backend: Backend, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Any]:
+    """Live server processes for the subscription tests (tests/subscription_fleet.py)."""
+    from tests.subscription_fleet import open_fleet  # it imports this module
+
+    label = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    async with open_fleet(backend, tmp_path_factory.mktemp(label), label) as opened:
+        yield opened
