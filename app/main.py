@@ -15,6 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from strawberry.schema import Schema
 
+from app.background import BackgroundJobs
 from app.context import Context
 from app.db import Database, count_statements
 from app.db.outages import database_outage
@@ -117,6 +118,7 @@ def create_app(settings: Settings) -> Starlette:
     redis = redis_client_from_settings(settings)
     caching = build_caching(settings, redis)
     db.after_commit = caching.after_commit
+    jobs = BackgroundJobs(settings, db)  # the outbox relay (and in-process jobs)
 
     authenticator = Authenticator(db, TokenService(settings))
     rate_limiter = build_rate_limiter(settings, redis)
@@ -232,11 +234,13 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await jobs.start(run_jobs=settings.runs_jobs_in_process)
         try:
             yield
         finally:
             # Requests stopped at their deadline may still be closing connections (<= 2 s).
             await settle_unwinding(within_seconds=3.0)
+            await jobs.stop()
             await db.dispose()
             if redis is not None:
                 await redis.aclose()
@@ -262,6 +266,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.schema = schema
     app.state.settings = settings
     app.state.caching = caching
+    app.state.jobs = jobs
     return app
 
 

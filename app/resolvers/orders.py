@@ -164,6 +164,7 @@ class OrderMutation:
             user_id=context.viewer.user_id,
             request=request,
             shipping_minor=context.settings.shipping_fee_minor,
+            low_stock_threshold=context.settings.low_stock_threshold,
         )
         context.loaders.cart_lines_by_cart_id.clear_all()
         return _fresh(context, row)

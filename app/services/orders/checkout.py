@@ -7,7 +7,9 @@ the loser waits for the winner's commit, fails, and answers with the winner's or
 stock is reserved line by line with one conditional UPDATE each (never read, then
 written), the payment is authorized and captured at the gateway, and the cart is
 emptied. Any refusal (out of stock, declined card, bad address) raises before commit,
-so nothing is written: no order, no payment, no stock held.
+so nothing is written: no order, no payment, no stock held. The confirmation mail and any
+low-stock alert are jobs written to the outbox in the same transaction (app/db/outbox.py):
+they exist exactly when the order does, and go out once the broker is reachable.
 
 The gateway is called inside the transaction: capture is synchronous until background
 jobs exist. A `tok_transient` capture fails once; it is retried once inline, with the
@@ -36,6 +38,8 @@ from app.platform.sealed_addresses import SEALED_FIELDS, seal_address
 from app.services.accounts import AddressFields, address_values
 from app.services.cart.rules import cart_change, lock_cart_by_token, lock_customer_cart
 from app.services.catalog.variants import variant_changes
+from app.services.jobs.order_mail import CONFIRMATION, order_mail_job
+from app.services.jobs.stock_alerts import crossed_threshold, low_stock_job
 from app.services.orders import rules
 from app.services.orders.rules import (
     IdempotencyKeyReused,
@@ -83,6 +87,7 @@ async def checkout(
     user_id: int,
     request: CheckoutRequest,
     shipping_minor: int,
+    low_stock_threshold: int | None = None,
 ) -> Row[Any]:
     """Turn the customer's cart into a paid order (or, for a known key, return its order)."""
     key = _checked_key(request)
@@ -109,11 +114,22 @@ async def checkout(
                     fingerprint=seen["fingerprint"], order_id=order.id, created_at=utcnow(),
                 )
             )  # fmt: skip
-            await _reserve_stock(connection, lines)
+            left = await _reserve_stock(connection, lines)
             await _insert_lines(connection, order.id, lines)
             await _pay(connection, gateway, order, request.payment_token, user_id=user_id, key=key)
             await connection.execute(delete(cart_lines).where(cart_lines.c.cart_id == cart.id))
             work.record(rules.order_change(order.id), cart_change(cart.id))
+            work.enqueue(order_mail_job(order.id, CONFIRMATION))
+            if low_stock_threshold is not None:
+                work.enqueue(
+                    *(
+                        low_stock_job(variant_id=line.variant_id, sku=line.sku,
+                                      stock=left[line.variant_id], order_id=order.id)
+                        for line in lines
+                        if crossed_threshold(stock_after=left[line.variant_id],
+                                             quantity=line.quantity, threshold=low_stock_threshold)
+                    )
+                )  # fmt: skip
             for line in lines:
                 work.record(*variant_changes(line.variant_id, line.product_id))
             return await rules.order_row(connection, order.id)
@@ -263,9 +279,11 @@ async def _insert_order(
     return result.one()
 
 
-async def _reserve_stock(connection: AsyncConnection, lines: Sequence[Row[Any]]) -> None:
-    """Take every line's quantity off its variant's stock; OUT_OF_STOCK naming the SKUs that lack it."""
+async def _reserve_stock(connection: AsyncConnection, lines: Sequence[Row[Any]]) -> dict[int, int]:
+    """Take every line's quantity off its variant's stock (the stock left, by variant id);
+    OUT_OF_STOCK naming the SKUs that lack it."""
     short = [line.sku for line in lines if not line.is_published]
+    left: dict[int, int] = {}
     for line in lines:
         if not line.is_published:
             continue
@@ -274,11 +292,16 @@ async def _reserve_stock(connection: AsyncConnection, lines: Sequence[Row[Any]])
             update(variants)
             .where(variants.c.id == line.variant_id, variants.c.stock >= line.quantity)
             .values(stock=variants.c.stock - line.quantity)
+            .returning(variants.c.stock)
         )
-        if taken.rowcount != 1:
+        stock = taken.scalar_one_or_none()
+        if stock is None:
             short.append(line.sku)
+        else:
+            left[line.variant_id] = stock
     if short:
         raise OutOfStock(f"Not enough stock for: {', '.join(sorted(short))}", field="cart_token")
+    return left
 
 
 async def _insert_lines(

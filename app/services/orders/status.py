@@ -19,6 +19,7 @@ from app.models import OrderStatus, PaymentStatus
 from app.models.base import utcnow
 from app.platform.errors import NotFound
 from app.services.catalog.variants import variant_changes
+from app.services.jobs.order_mail import order_mail_job
 from app.services.locking import lock_owner
 from app.services.orders import rules
 from app.services.orders.rules import order_lines, orders, payment_events, payments, variants
@@ -87,6 +88,7 @@ async def _move(
     )
     assert changed.rowcount == 1  # the row is locked: nobody moved it meanwhile
     work.record(rules.order_change(order.id))
+    work.enqueue(order_mail_job(order.id, target.value))  # in this transaction: never lost
     return await rules.order_row(connection, order.id)
 
 

@@ -1,0 +1,71 @@
+"""Low-stock alerts: a checkout that takes a variant's stock to the threshold or below mails staff.
+
+The alert is decided in the checkout's transaction (from the stock its conditional
+UPDATE left) and written to the outbox there: one job per variant and order that
+crossed the threshold (`low-stock:<variant id>:<order id>`), so later checkouts of a
+variant already low do not alert again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from app.models import Role
+from app.platform.jobs import JobRequest
+from app.platform.mail import Mail, build_message, message_id, sender_domain
+from app.services.accounts.rules import users
+from app.services.jobs.context import JobContext
+
+LOW_STOCK_ALERT = "low_stock_alert"
+STAFF_ROLES = (Role.STAFF, Role.ADMIN)
+
+
+def crossed_threshold(*, stock_after: int, quantity: int, threshold: int) -> bool:
+    """Whether taking `quantity` moved the stock from above `threshold` to at most it."""
+    return stock_after <= threshold < stock_after + quantity
+
+
+def low_stock_job(*, variant_id: int, sku: str, stock: int, order_id: int) -> JobRequest:
+    """The alert that `sku` is down to `stock` units after order `order_id`."""
+    return JobRequest(
+        LOW_STOCK_ALERT,
+        f"low-stock:{variant_id}:{order_id}",
+        {"variant_id": variant_id, "sku": sku, "stock": stock, "order_id": order_id},
+    )
+
+
+async def send_low_stock_alert(context: JobContext, payload: dict[str, Any]) -> None:
+    """Mail every staff member and admin that a variant runs low (nobody to tell: done)."""
+    async with context.db.read() as connection:
+        staff = (
+            (
+                await connection.execute(
+                    select(users.c.email).where(users.c.role.in_(STAFF_ROLES)).order_by(users.c.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    if not staff:
+        return
+    sku, stock = str(payload["sku"]), int(payload["stock"])
+    threshold = context.settings.low_stock_threshold
+    settings = context.settings
+    subject = f"Low stock: {sku} has {stock} left"
+    text = (
+        f"The variant {sku} is down to {stock} units (alert threshold {threshold}) after "
+        f"an order. Restock it with setStock."
+    )
+    html = (
+        f"<p>The variant <b>{sku}</b> is down to <b>{stock}</b> units (threshold {threshold}).</p>"
+    )
+    mail = Mail(
+        message_id=message_id(
+            "low-stock", payload["variant_id"], payload["order_id"],
+            domain=sender_domain(settings.mail_from),
+        ),
+        to=tuple(staff), subject=subject, text=text, html=html,
+    )  # fmt: skip
+    await context.mail.send(build_message(mail, mail_from=settings.mail_from))
