@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.models.base import utcnow
 from app.models.jobs import OutboxJob
-from app.platform.jobs import JobRequest, backoff_seconds
+from app.platform.jobs import JobRequest, UnknownJob, backoff_seconds
 
 logger = structlog.get_logger("shopgraph.jobs")
 
@@ -123,7 +123,9 @@ class OutboxRelay:
         self._engine = engine
         self._send = send
         self._interval = interval_seconds
-        self._redelivery = timedelta(seconds=redelivery_seconds)
+        # The broker gives an unacknowledged message to another worker after
+        # `redelivery_seconds`; the relay sends a job again only after twice that (a lost message).
+        self._redelivery = timedelta(seconds=2 * redelivery_seconds)
         self._backoff = (backoff_base_seconds, backoff_cap_seconds)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -142,6 +144,9 @@ class OutboxRelay:
                 for row in batch:
                     try:
                         await self._send(row.name, row.id)
+                    except UnknownJob as error:  # never runnable: failed, the others go on
+                        await self._fail(row.id, str(error))
+                        continue
                     except Exception as error:  # the broker is down: the rows wait
                         self._failures += 1
                         logger.warning(
@@ -156,6 +161,13 @@ class OutboxRelay:
                 self._failures = 0
                 if len(batch) < RELAY_BATCH:
                     return sent
+
+    async def _fail(self, job_id: int, error: str) -> None:
+        logger.error("job failed: unknown job", job_id=job_id, error=error)
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                update(jobs).where(jobs.c.id == job_id).values(failed_at=utcnow(), last_error=error)
+            )
 
     async def _due(self) -> Sequence[Row[Any]]:
         now = utcnow()

@@ -20,6 +20,7 @@ from typing import Any, cast
 
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 from taskiq import AckableMessage, AcknowledgeType, AsyncBroker, InMemoryBroker
 from taskiq.api import run_receiver_task
 from taskiq.kicker import AsyncKicker
@@ -49,6 +50,10 @@ class JobRequest:
     payload: Mapping[str, Any] = field(default_factory=dict)
 
 
+class UnknownJob(LookupError):
+    """An outbox row names a job this version does not have."""
+
+
 def backoff_seconds(attempt: int, *, base: float, cap: float) -> float:
     """The wait before try `attempt + 1`: doubling from `base`, at most `cap`, 0-20% jitter."""
     delay = min(cap, base * 2 ** max(0, attempt - 1))
@@ -61,21 +66,30 @@ class ReclaimingStreamBroker(RedisStreamBroker):
 
     taskiq-redis 1.2.4 runs its XAUTOCLAIM pass only after a read that returned new
     messages, so the job of a killed worker would wait for unrelated traffic. This
-    `listen` is the same loop with the claim pass after every read (pinned version).
+    `listen` is the same loop with the claim pass after every read (pinned version), and
+    it makes the consumer group again when a restarted Redis lost it.
     """
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
         """New messages of the group, then those idle past `idle_timeout` (claimed)."""
         async with Redis(connection_pool=self.connection_pool) as redis:
             while True:
-                fetched = await redis.xreadgroup(
-                    self.consumer_group_name,
-                    self.consumer_name,
-                    {self.queue_name: ">"},
-                    block=self.block,
-                    noack=False,
-                    count=self.count,
-                )
+                try:
+                    fetched = await redis.xreadgroup(
+                        self.consumer_group_name,
+                        self.consumer_name,
+                        {self.queue_name: ">"},
+                        block=self.block,
+                        noack=False,
+                        count=self.count,
+                    )
+                except ResponseError as error:
+                    if "NOGROUP" not in str(error):
+                        raise
+                    # Redis came back empty (restarted without persistence): the group is
+                    # made again; what was lost with it the outbox relay sends again.
+                    await self._declare_consumer_group()
+                    continue
                 for stream, messages in cast("list[Any]", fetched or []):
                     for message_id, message in messages:
                         yield AckableMessage(
@@ -117,7 +131,10 @@ def build_broker(settings: Settings) -> AsyncBroker:
 
 
 async def send_job(broker: AsyncBroker, *, name: str, job_id: int) -> None:
-    """Put "run job `job_id`" on the broker (raises when the broker is unreachable)."""
+    """Put "run job `job_id`" on the broker (raises when the broker is unreachable, and
+    UnknownJob when no task of that name is registered: no process could run it)."""
+    if broker.find_task(task_name(name)) is None:
+        raise UnknownJob(f"no job named {name!r}")
     kicker: AsyncKicker[Any, Any] = AsyncKicker(task_name=task_name(name), broker=broker, labels={})
     await kicker.kiq(job_id)
 
@@ -144,6 +161,7 @@ __all__ = [
     "JOBS_STREAM",
     "JobRequest",
     "ReclaimingStreamBroker",
+    "UnknownJob",
     "backoff_seconds",
     "build_broker",
     "run_worker",
