@@ -77,10 +77,12 @@ async def _job(shop: Shop, key: str) -> Any:
 
 async def _done(shop: Shop, key: str) -> Any:
     """The outbox row of a job, once it is completed (its mail may arrive just before)."""
-    async with asyncio.timeout(10):
-        while (job := await _job(shop, key)).completed_at is None:
-            await asyncio.sleep(0.05)
-    return job
+    for _ in range(200):
+        job = await _job(shop, key)
+        if job.completed_at is not None:
+            return job
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job {key} not completed within 10 s: {job}")
 
 
 async def _buy(shop: Shop, buyer: GraphQLClient, variant: dict[str, Any], quantity: int) -> Any:
