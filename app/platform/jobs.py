@@ -20,7 +20,9 @@ from typing import Any, cast
 
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, AcknowledgeType, AsyncBroker, InMemoryBroker
 from taskiq.api import run_receiver_task
 from taskiq.kicker import AsyncKicker
@@ -89,6 +91,11 @@ class ReclaimingStreamBroker(RedisStreamBroker):
                     # Redis came back empty (restarted without persistence): the group is
                     # made again; what was lost with it the outbox relay sends again.
                     await self._declare_consumer_group()
+                    continue
+                except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+                    # Redis is away: wait and ask again (the receiver would spin otherwise).
+                    logger.warning("job broker unreachable; retrying", error=str(error))
+                    await asyncio.sleep(1.0)
                     continue
                 for stream, messages in cast("list[Any]", fetched or []):
                     for message_id, message in messages:
