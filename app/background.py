@@ -19,9 +19,10 @@ from app.db import Database
 from app.db.outbox import OutboxRelay
 from app.platform.jobs import build_broker, run_worker, send_job, wait_idle
 from app.platform.mail import mail_sender
-from app.services.jobs.cleanup import clean_up_job
 from app.services.jobs.context import JobContext
+from app.services.jobs.requests import clean_up_job
 from app.services.jobs.runner import register_jobs
+from app.services.payments.gateway import PaymentGateway
 from app.settings import Settings
 
 logger = structlog.get_logger("shopgraph.jobs")
@@ -30,11 +31,13 @@ logger = structlog.get_logger("shopgraph.jobs")
 class BackgroundJobs:
     """The broker, relay and timers of one process; `start` and `stop` in its lifespan."""
 
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, gateway: PaymentGateway) -> None:
         self.settings = settings
         self.db = db
         self.broker = build_broker(settings)
-        self.context = JobContext(db=db, settings=settings, mail=mail_sender(settings))
+        self.context = JobContext(
+            db=db, settings=settings, mail=mail_sender(settings), gateway=gateway
+        )
         register_jobs(self.broker, self.context)
 
         async def send(name: str, job_id: int) -> None:
@@ -105,8 +108,10 @@ class BackgroundJobs:
 
 async def run_worker_process(settings: Settings) -> None:
     """`shopgraph worker`: run jobs from the broker until cancelled (SIGTERM, Ctrl-C)."""
+    from app.main import payment_gateway_for  # the server's choice of gateway, made once
+
     db = Database.from_settings(settings)
-    jobs = BackgroundJobs(settings, db)
+    jobs = BackgroundJobs(settings, db, payment_gateway_for(settings))
     await jobs.start(run_jobs=True)
     logger.info("worker started", broker=type(jobs.broker).__name__)
     try:

@@ -118,11 +118,11 @@ def create_app(settings: Settings) -> Starlette:
     redis = redis_client_from_settings(settings)
     caching = build_caching(settings, redis)
     db.after_commit = caching.after_commit
-    jobs = BackgroundJobs(settings, db)  # the outbox relay (and in-process jobs)
 
     authenticator = Authenticator(db, TokenService(settings))
     rate_limiter = build_rate_limiter(settings, redis)
     gateway = payment_gateway_for(settings)
+    jobs = BackgroundJobs(settings, db, gateway)  # the outbox relay (and in-process jobs)
     cipher = DataCipher.from_settings(settings)
     budgets = Budgets.from_settings(settings)
 

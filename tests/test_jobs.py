@@ -22,8 +22,9 @@ from app.platform.jobs import JobRequest, send_job, wait_idle
 from app.services.accounts.rules import refresh_tokens, users
 from app.services.cart.rules import carts
 from app.services.jobs.cleanup import clean_up
+from app.services.jobs.context import JobRun
 from app.services.jobs.runner import run_job
-from tests.checkout_shop import checkout, fill_cart, new_customer, variant_with_stock
+from tests.checkout_shop import checkout, fill_cart, new_customer, paid, variant_with_stock
 from tests.conftest import Backend, GraphQLClient
 from tests.private_shop import Shop, private_shop
 from tests.smtp_server import SmtpServer, smtp_server
@@ -89,7 +90,7 @@ async def _buy(shop: Shop, buyer: GraphQLClient, variant: dict[str, Any], quanti
     await fill_cart(buyer, variant["id"], quantity)
     payload = await checkout(buyer)
     assert payload["userErrors"] == [], payload
-    return payload["order"]
+    return await paid(buyer, payload["order"])
 
 
 def _parts(mail: Any) -> tuple[str, str]:
@@ -99,7 +100,7 @@ def _parts(mail: Any) -> tuple[str, str]:
     return text_part.get_content(), html_part.get_content()
 
 
-async def test_a_checkout_mails_its_confirmation_once_with_lines_and_totals(
+async def test_a_paid_checkout_mails_its_confirmation_once_with_lines_and_totals(
     shop: Shop, smtp: SmtpServer
 ) -> None:
     # given a customer who buys two units of a variant
@@ -283,7 +284,7 @@ async def test_the_clean_up_deletes_only_expired_tokens_and_abandoned_carts(shop
             )  # fmt: skip
 
     # when the clean-up job runs
-    await clean_up(shop.app.state.jobs.context, {"slot": 0})
+    await clean_up(shop.app.state.jobs.context, {"slot": 0}, JobRun(0, 1, last=False))
 
     # then the expired token and the abandoned cart are gone, the others stay
     left_tokens = await shop.rows(

@@ -17,6 +17,8 @@ from tests.checkout_shop import (
     checkout,
     fill_cart,
     new_customer,
+    paid,
+    runs_jobs,
     stock_of,
     tables,
     variant_with_stock,
@@ -55,7 +57,11 @@ mutation ($id: ID!, $status: OrderStatus!) {{
 async def shop(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Shop]:
     """A private shop, served with its caches on (as in production)."""
     async with private_shop(
-        backend, tmp_path_factory.mktemp("orders"), "orders", cache_enabled=True
+        backend,
+        tmp_path_factory.mktemp("orders"),
+        "orders",
+        cache_enabled=True,
+        **runs_jobs("orders"),
     ) as made:
         yield made
 
@@ -67,7 +73,7 @@ async def placed(
     await fill_cart(buyer, variant["id"], units)
     payload = await checkout(buyer)
     assert payload["userErrors"] == [], payload
-    return payload["order"]  # type: ignore[no-any-return]
+    return await paid(buyer, payload["order"])  # type: ignore[no-any-return]
 
 
 async def test_an_order_is_read_by_its_customer_and_staff_only(shop: Shop) -> None:

@@ -1,5 +1,5 @@
 """`shopgraph worker` processes on a Redis of the test's own: a checkout made while Redis is
-stopped mails its confirmation once Redis is back, exactly once; a worker killed (SIGKILL)
+stopped is captured and mails its confirmation once Redis is back, exactly once; a worker killed (SIGKILL)
 in the middle of a job leaves it to another worker, and its mail arrives once."""
 
 from __future__ import annotations
@@ -105,18 +105,23 @@ async def test_with_redis_stopped_a_checkout_succeeds_and_mails_once_redis_is_ba
                 # when the customer checks out
                 payload = await checkout(buyer)
 
-                # then the checkout succeeds, its job waits in the outbox, and no mail goes
-                assert payload["userErrors"] == [] and payload["order"]["status"] == "PAID"
+                # then the checkout succeeds, its capture waits in the outbox, and no mail goes
+                assert payload["userErrors"] == []
+                assert payload["order"]["status"] == "PENDING_PAYMENT"
                 number = payload["order"]["number"]
                 pk = await shop.value("SELECT id FROM orders WHERE number = :n", n=number)
+                payment = await shop.value("SELECT id FROM payments WHERE order_id = :o", o=pk)
                 key, message_id = (
                     f"order-mail:{pk}:confirmation",
                     f"<order.{pk}.confirmation@{MAIL_DOMAIN}>",
                 )
                 await asyncio.sleep(2)
-                job = await _job(shop, key)
-                assert job.relayed_at is None and job.completed_at is None
+                capture = await _job(shop, f"capture:{payment}")
+                assert capture.relayed_at is None and capture.completed_at is None
                 assert smtp.inbox.with_id(message_id) == []
+                assert await shop.value("SELECT status FROM orders WHERE id = :o", o=pk) == (
+                    "PENDING_PAYMENT"
+                )
 
                 # and once Redis is back (empty: no persistence), the mail arrives, once
                 redis_server.start()
@@ -124,6 +129,8 @@ async def test_with_redis_stopped_a_checkout_succeeds_and_mails_once_redis_is_ba
                 assert number in mail["Subject"]
                 job = await _done(shop, key)
                 assert job.attempts == 1
+                assert (await _job(shop, f"capture:{payment}")).attempts == 1
+                assert await shop.value("SELECT status FROM orders WHERE id = :o", o=pk) == "PAID"
                 await asyncio.sleep(2)
                 assert len(smtp.inbox.with_id(message_id)) == 1
 

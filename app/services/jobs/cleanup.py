@@ -14,22 +14,15 @@ from sqlalchemy import delete, or_, select
 
 from app.db.outbox import jobs as outbox_jobs
 from app.models.base import utcnow
-from app.platform.jobs import JobRequest
 from app.services.accounts.rules import refresh_tokens
 from app.services.cart.rules import cart_change, carts
-from app.services.jobs.context import JobContext
+from app.services.jobs.context import JobContext, JobRun
 
-CLEAN_UP = "clean_up"
 # Finished outbox rows are kept this long (for the record), then deleted.
 FINISHED_JOB_RETENTION = timedelta(days=7)
 
 
-def clean_up_job(slot: int) -> JobRequest:
-    """The clean-up of one interval slot (one job per slot, however many processes ask)."""
-    return JobRequest(CLEAN_UP, f"clean-up:{slot}", {"slot": slot})
-
-
-async def clean_up(context: JobContext, payload: dict[str, Any]) -> None:
+async def clean_up(context: JobContext, payload: dict[str, Any], run: JobRun) -> None:
     """Delete expired refresh tokens, abandoned carts and long-finished outbox rows."""
     now = utcnow()
     abandoned_before = now - timedelta(days=context.settings.abandoned_cart_days)

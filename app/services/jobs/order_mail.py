@@ -1,4 +1,4 @@
-"""Order mails: the confirmation after checkout and a mail per later status change.
+"""Order mails: the confirmation once the payment is captured, and a mail per status change.
 
 Each is one job (key `order-mail:<order id>:<kind>`) that reads the order as it is when the
 job runs and sends a plain-text and an HTML body with its lines and totals. The
@@ -14,22 +14,17 @@ from typing import Any
 
 from sqlalchemy import Row, select
 
-from app.loaders.base import table_of
-from app.models import Order, OrderLine, OrderStatus
-from app.platform.jobs import JobRequest
+from app.models import OrderStatus
 from app.platform.mail import Mail, build_message, message_id, sender_domain
 from app.platform.money import to_decimal
 from app.services.accounts.rules import users
-from app.services.jobs.context import JobContext
-
-# The tables directly, not app.services.orders.rules: the order services import this module.
-orders = table_of(Order)
-order_lines = table_of(OrderLine)
-ORDER_MAIL = "order_mail"
-CONFIRMATION = "confirmation"
+from app.services.jobs.context import JobContext, JobRun
+from app.services.jobs.requests import CONFIRMATION
+from app.services.orders.rules import order_lines, orders
 
 _SUBJECTS = {
     CONFIRMATION: "Your order {number} is confirmed",
+    OrderStatus.PENDING_PAYMENT: "Order {number} awaits its payment",
     OrderStatus.PAID: "Payment received for order {number}",
     OrderStatus.FULFILLED: "Order {number} is being packed",
     OrderStatus.SHIPPED: "Order {number} has shipped",
@@ -40,16 +35,7 @@ _SUBJECTS = {
 }
 
 
-def order_mail_job(order_id: int, kind: str) -> JobRequest:
-    """The job that mails an order's customer: the confirmation, or a status (`SHIPPED`)."""
-    if kind not in _SUBJECTS:
-        raise ValueError(f"no order mail for {kind!r}")
-    return JobRequest(
-        ORDER_MAIL, f"order-mail:{order_id}:{kind}", {"order_id": order_id, "kind": kind}
-    )
-
-
-async def send_order_mail(context: JobContext, payload: dict[str, Any]) -> None:
+async def send_order_mail(context: JobContext, payload: dict[str, Any], run: JobRun) -> None:
     """Mail the order's customer (nothing when the order or its customer is gone)."""
     order_id, kind = int(payload["order_id"]), str(payload["kind"])
     async with context.db.read() as connection:

@@ -21,15 +21,18 @@ from taskiq import AsyncBroker
 from app.db.outbox import claim, complete, retry_later
 from app.platform.jobs import task_name
 from app.platform.mail import MailError
-from app.services.jobs.cleanup import CLEAN_UP, clean_up
-from app.services.jobs.context import JobContext
-from app.services.jobs.order_mail import ORDER_MAIL, send_order_mail
-from app.services.jobs.stock_alerts import LOW_STOCK_ALERT, send_low_stock_alert
+from app.services.jobs.capture import capture_payment
+from app.services.jobs.cleanup import clean_up
+from app.services.jobs.context import JobContext, JobRun
+from app.services.jobs.order_mail import send_order_mail
+from app.services.jobs.requests import CAPTURE_PAYMENT, CLEAN_UP, LOW_STOCK_ALERT, ORDER_MAIL
+from app.services.jobs.stock_alerts import send_low_stock_alert
 
 logger = structlog.get_logger("shopgraph.jobs")
 
-JobBody = Callable[[JobContext, dict[str, Any]], Awaitable[None]]
+JobBody = Callable[[JobContext, dict[str, Any], JobRun], Awaitable[None]]
 JOB_BODIES: Mapping[str, JobBody] = {
+    CAPTURE_PAYMENT: capture_payment,
     ORDER_MAIL: send_order_mail,
     LOW_STOCK_ALERT: send_low_stock_alert,
     CLEAN_UP: clean_up,
@@ -50,7 +53,8 @@ async def run_job(context: JobContext, job_id: int) -> None:
         if body is None:
             raise LookupError(f"no job body named {name!r}")
         # Within the lease: past it another worker may start the same job.
-        await asyncio.wait_for(body(context, payload), timeout=settings.job_lease_seconds)
+        run = JobRun(job_id, attempt, last=attempt >= settings.job_max_attempts)
+        await asyncio.wait_for(body(context, payload, run), timeout=settings.job_lease_seconds)
     except Exception as error:
         final = isinstance(error, LookupError | MailError) and not getattr(
             error, "transient", False

@@ -13,30 +13,14 @@ from typing import Any
 from sqlalchemy import select
 
 from app.models import Role
-from app.platform.jobs import JobRequest
 from app.platform.mail import Mail, build_message, message_id, sender_domain
 from app.services.accounts.rules import users
-from app.services.jobs.context import JobContext
+from app.services.jobs.context import JobContext, JobRun
 
-LOW_STOCK_ALERT = "low_stock_alert"
 STAFF_ROLES = (Role.STAFF, Role.ADMIN)
 
 
-def crossed_threshold(*, stock_after: int, quantity: int, threshold: int) -> bool:
-    """Whether taking `quantity` moved the stock from above `threshold` to at most it."""
-    return stock_after <= threshold < stock_after + quantity
-
-
-def low_stock_job(*, variant_id: int, sku: str, stock: int, order_id: int) -> JobRequest:
-    """The alert that `sku` is down to `stock` units after order `order_id`."""
-    return JobRequest(
-        LOW_STOCK_ALERT,
-        f"low-stock:{variant_id}:{order_id}",
-        {"variant_id": variant_id, "sku": sku, "stock": stock, "order_id": order_id},
-    )
-
-
-async def send_low_stock_alert(context: JobContext, payload: dict[str, Any]) -> None:
+async def send_low_stock_alert(context: JobContext, payload: dict[str, Any], run: JobRun) -> None:
     """Mail every staff member and admin that a variant runs low (nobody to tell: done)."""
     async with context.db.read() as connection:
         staff = (
