@@ -21,10 +21,20 @@ from app.models.base import utcnow
 from app.platform.jobs import JobRequest, send_job, wait_idle
 from app.services.accounts.rules import refresh_tokens, users
 from app.services.cart.rules import carts
+from app.services.jobs.capture import capture_payment
 from app.services.jobs.cleanup import clean_up
-from app.services.jobs.context import JobRun
+from app.services.jobs.context import JobContext, JobRun
 from app.services.jobs.runner import run_job
-from tests.checkout_shop import checkout, fill_cart, new_customer, paid, variant_with_stock
+from app.services.payments.gateway import SandboxGateway
+from tests.checkout_shop import (
+    checkout,
+    fill_cart,
+    jobs_idle,
+    new_customer,
+    paid,
+    stock_of,
+    variant_with_stock,
+)
 from tests.conftest import Backend, GraphQLClient
 from tests.private_shop import Shop, private_shop
 from tests.smtp_server import SmtpServer, smtp_server
@@ -315,3 +325,108 @@ async def test_the_server_asks_for_the_clean_up_once_per_interval_slot(shop: Sho
             )
         ).scalar_one()
     assert count >= 1
+
+
+CANCEL = """
+mutation ($id: ID!) { cancelOrder(orderId: $id) { order { status } userErrors { code } } }"""
+
+
+async def _payment_of(shop: Shop, order_pk: int) -> Any:
+    (row,) = await shop.rows("SELECT * FROM payments WHERE order_id = :o", o=order_pk)
+    return row
+
+
+async def test_a_capture_delivered_again_captures_once(shop: Shop) -> None:
+    # given a paid order (its capture job done)
+    variant = await variant_with_stock(shop, 50, offset=6)
+    order = await _buy(shop, await new_customer(shop), variant, 1)
+    pk = await _order_pk(shop, order["number"])
+    payment = await _payment_of(shop, pk)
+    job = await _done(shop, f"capture:{payment.id}")
+
+    # when its capture is delivered again, and run again even past the outbox's record
+    jobs = shop.app.state.jobs
+    await send_job(jobs.broker, name="capture_payment", job_id=job.id)
+    await capture_payment(jobs.context, {"payment_id": payment.id}, JobRun(job.id, 9, last=True))
+    await wait_idle(jobs.broker)
+
+    # then the payment was captured once: one CAPTURED step, the order PAID
+    steps = await shop.rows(
+        "SELECT status FROM payment_events WHERE payment_id = :p ORDER BY id", p=payment.id
+    )
+    assert [row.status for row in steps] == ["AUTHORIZED", "CAPTURED"]
+    assert (await _payment_of(shop, pk)).capture_ref is not None
+    assert await shop.value("SELECT status FROM orders WHERE id = :o", o=pk) == "PAID"
+
+
+async def test_an_order_cancelled_before_its_capture_is_not_captured(shop: Shop) -> None:
+    # given an order put back as it was before its capture ran (PENDING_PAYMENT, AUTHORIZED)
+    variant = await variant_with_stock(shop, 50, offset=7)
+    buyer = await new_customer(shop)
+    await fill_cart(buyer, variant["id"], 2)
+    order = await paid(buyer, (await checkout(buyer))["order"])
+    await jobs_idle(shop)
+    pk = await _order_pk(shop, order["number"])
+    payment = await _payment_of(shop, pk)
+    await _before_capture(shop, pk, payment.id)
+
+    # when the customer cancels it, and then its capture job runs (delivered late)
+    data = await buyer.query(CANCEL, {"id": order["id"]})
+    assert data["cancelOrder"] == {"order": {"status": "CANCELLED"}, "userErrors": []}
+    await capture_payment(
+        shop.app.state.jobs.context, {"payment_id": payment.id}, JobRun(0, 2, last=False)
+    )
+
+    # then nothing was captured, and the stock is back once
+    assert (await _payment_of(shop, pk)).status == "AUTHORIZED"
+    assert await shop.value("SELECT status FROM orders WHERE id = :o", o=pk) == "CANCELLED"
+    assert await stock_of(shop, variant) == 50
+
+
+async def _before_capture(shop: Shop, order_pk: int, payment_id: int) -> None:
+    """Put a paid order back as checkout left it: PENDING_PAYMENT, its payment AUTHORIZED."""
+    async with shop.db.engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE orders SET status = 'PENDING_PAYMENT' WHERE id = :o"), {"o": order_pk}
+        )
+        await connection.execute(
+            text("UPDATE payments SET status = 'AUTHORIZED' WHERE id = :p"), {"p": payment_id}
+        )
+
+
+async def test_a_capture_failing_on_its_last_attempt_fails_the_payment_and_returns_stock(
+    shop: Shop, smtp: SmtpServer
+) -> None:
+    # given a tok_transient order, put back as it was before its capture (order
+    # PENDING_PAYMENT, payment AUTHORIZED), and a gateway that has not seen it
+    # (its first capture attempt fails)
+    variant = await variant_with_stock(shop, 50, offset=8)
+    buyer = await new_customer(shop)
+    await fill_cart(buyer, variant["id"], 3)
+    payload = await checkout(buyer, payment_token="tok_transient")
+    await paid(buyer, payload["order"])
+    await jobs_idle(shop)
+    pk = await _order_pk(shop, payload["order"]["number"])
+    payment = await _payment_of(shop, pk)
+    await _before_capture(shop, pk, payment.id)
+    context = shop.app.state.jobs.context
+    fresh = JobContext(
+        db=context.db, settings=context.settings, mail=context.mail, gateway=SandboxGateway()
+    )
+    before = await stock_of(shop, variant)
+
+    # when the capture fails transiently on the job's last attempt
+    last = JobRun(0, shop.settings.job_max_attempts, last=True)
+    await capture_payment(fresh, {"payment_id": payment.id}, last)
+
+    # then the order is PAYMENT_FAILED, the payment FAILED, its stock back, the customer told
+    assert await shop.value("SELECT status FROM orders WHERE id = :o", o=pk) == "PAYMENT_FAILED"
+    assert (await _payment_of(shop, pk)).status == "FAILED"
+    assert await stock_of(shop, variant) == before + 3
+    mail = await smtp.inbox.wait_for(f"<order.{pk}.PAYMENT-FAILED@shop.example>")
+    assert "Payment failed" in mail["Subject"]
+
+    # and cancelling it then does not give the stock back a second time
+    data = await buyer.query(CANCEL, {"id": payload["order"]["id"]})
+    assert data["cancelOrder"] == {"order": {"status": "CANCELLED"}, "userErrors": []}
+    assert await stock_of(shop, variant) == before + 3
