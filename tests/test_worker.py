@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+import pytest
+
 from app.settings import Settings
 from tests.checkout_shop import checkout, fill_cart, new_customer, variant_with_stock
 from tests.conftest import Backend
@@ -176,3 +178,27 @@ async def test_a_worker_killed_mid_job_leaves_it_to_another_and_its_effect_happe
                 assert job.attempts == 2
                 await asyncio.sleep(4)  # past another redelivery time: nothing comes again
                 assert len(smtp.inbox.with_id(message_id)) == 1
+
+
+def test_the_worker_without_redis_says_so_in_one_line(tmp_path: Path) -> None:
+    # given no SHOPGRAPH_REDIS_URL
+    env = {name: value for name, value in os.environ.items() if not name.startswith("SHOPGRAPH_")}
+    env["SHOPGRAPH_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'worker.db'}"
+
+    # when the worker is started
+    run = subprocess.run(
+        [str(SHOPGRAPH), "worker"], env=env, capture_output=True, text=True, timeout=60
+    )
+
+    # then it exits non-zero with one line naming the setting
+    assert run.returncode != 0
+    assert run.stderr.strip().splitlines() == [
+        "error: SHOPGRAPH_REDIS_URL: the worker takes jobs from Redis; without it the server "
+        "runs them itself"
+    ]
+
+
+def test_a_redelivery_time_within_the_lease_is_refused() -> None:
+    # A redelivered job would find its lease still held by the worker that died.
+    with pytest.raises(ValueError, match="SHOPGRAPH_JOB_REDELIVERY_SECONDS"):
+        Settings(job_lease_seconds=60, job_redelivery_seconds=60)
