@@ -164,6 +164,7 @@ async def test_a_worker_killed_mid_job_leaves_it_to_another_and_its_effect_happe
                 await asyncio.wait_for(smtp.inbox.holding.wait(), timeout=30)
                 job = await _job(shop, key)
                 assert job.attempts == 1 and job.locked_until is not None
+                relayed = job.relayed_at
 
                 # and its worker is killed there (no acknowledgement, no clean-up)
                 first.send_signal(signal.SIGKILL)
@@ -176,6 +177,8 @@ async def test_a_worker_killed_mid_job_leaves_it_to_another_and_its_effect_happe
                 await smtp.inbox.wait_for(message_id, within=40)
                 job = await _done(shop, key)
                 assert job.attempts == 2
+                # the stream gave it again (unacknowledged), not the relay's late resend
+                assert job.relayed_at == relayed
                 await asyncio.sleep(4)  # past another redelivery time: nothing comes again
                 assert len(smtp.inbox.with_id(message_id)) == 1
 
