@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +47,7 @@ def worker_process(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
         [str(SHOPGRAPH), "worker"], env=env, stdout=subprocess.DEVNULL, stderr=log
     )
     try:
+        _wait_started(process, log)
         yield process
     except BaseException:
         log.seek(0)
@@ -60,6 +62,20 @@ def worker_process(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
                 process.kill()
                 process.wait()
         log.close()
+
+
+def _wait_started(process: subprocess.Popen[bytes], log: IO[bytes]) -> None:
+    """Wait (at most 30 s) until the worker says it listens; its log if it ended instead."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        log.seek(0)
+        text = log.read().decode(errors="replace")
+        if "worker started" in text:
+            return
+        if process.poll() is not None:
+            raise RuntimeError(f"shopgraph worker exited: {text[-2000:]}")
+        time.sleep(0.1)
+    raise RuntimeError("shopgraph worker did not start within 30 s")
 
 
 async def _job(shop: Shop, key: str) -> Any:
@@ -142,7 +158,7 @@ async def test_a_worker_killed_mid_job_leaves_it_to_another_and_its_effect_happe
 ) -> None:
     async with smtp_server() as smtp:
         settings = _shop_settings(
-            redis_server, smtp.url, job_lease_seconds=2.0, job_redelivery_seconds=3.0
+            redis_server, smtp.url, job_lease_seconds=2.0, job_redelivery_seconds=5.0
         )
         async with private_shop(backend, tmp_path, "jobs_killed", **settings) as shop:
             # given an SMTP server that holds the next delivery open at DATA
@@ -179,7 +195,7 @@ async def test_a_worker_killed_mid_job_leaves_it_to_another_and_its_effect_happe
                 assert job.attempts == 2
                 # the stream gave it again (unacknowledged), not the relay's late resend
                 assert job.relayed_at == relayed
-                await asyncio.sleep(4)  # past another redelivery time: nothing comes again
+                await asyncio.sleep(6)  # past another redelivery time: nothing comes again
                 assert len(smtp.inbox.with_id(message_id)) == 1
 
 
