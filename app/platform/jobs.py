@@ -72,6 +72,13 @@ class ReclaimingStreamBroker(RedisStreamBroker):
     it makes the consumer group again when a restarted Redis lost it.
     """
 
+    async def startup(self) -> None:
+        """Make the consumer group in workers only: a server that just sends leaves Redis as
+        it is until its first job (XADD makes the stream; a worker's group reads from 0)."""
+        await AsyncBroker.startup(self)
+        if self.is_worker_process:
+            await self._declare_consumer_group()
+
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
         """New messages of the group, then those idle past `idle_timeout` (claimed)."""
         async with Redis(connection_pool=self.connection_pool) as redis:
