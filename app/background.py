@@ -26,6 +26,7 @@ from app.services.payments.gateway import PaymentGateway
 from app.settings import Settings
 
 logger = structlog.get_logger("shopgraph.jobs")
+JOB_TASKS = "shopgraph-jobs:"  # the names of this module's background tasks start so
 
 
 class BackgroundJobs:
@@ -65,11 +66,15 @@ class BackgroundJobs:
         except Exception as error:  # Redis down at start: the relay keeps trying
             logger.warning("job broker not reachable at start", error=str(error))
         self.db.jobs_committed = self.relay.kick
-        self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{JOB_TASKS}relay"))
         if run_jobs:
-            self._tasks.append(asyncio.create_task(self._clean_up_timer(), name="clean-up"))
+            self._tasks.append(
+                asyncio.create_task(self._clean_up_timer(), name=f"{JOB_TASKS}clean-up")
+            )
             if self.settings.redis_url is not None:  # the in-process broker needs no receiver
-                self._tasks.append(asyncio.create_task(self._receive(), name="job-receiver"))
+                self._tasks.append(
+                    asyncio.create_task(self._receive(), name=f"{JOB_TASKS}receiver")
+                )
 
     async def _receive(self) -> None:
         while True:

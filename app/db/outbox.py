@@ -76,11 +76,12 @@ async def claim(
     return row.name, orjson.loads(row.payload), row.attempts
 
 
-async def complete(connection: AsyncConnection, job_id: int) -> None:
-    """Mark a job done (call it in the transaction of the job's effect where it has one)."""
-    await connection.execute(
-        update(jobs).where(jobs.c.id == job_id).values(completed_at=utcnow(), locked_until=None)
-    )
+async def complete(engine: AsyncEngine, job_id: int) -> None:
+    """Mark a job done (its effect committed: a delivery after this skips it)."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(jobs).where(jobs.c.id == job_id).values(completed_at=utcnow(), locked_until=None)
+        )
 
 
 async def retry_later(
@@ -202,7 +203,8 @@ class OutboxRelay:
                     backoff_seconds(self._failures, base=self._backoff[0], cap=self._backoff[1]),
                 )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                async with asyncio.timeout(wait):  # (wait_for would run it as another task)
+                    await self._wake.wait()
             self._wake.clear()
 
 

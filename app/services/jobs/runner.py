@@ -72,8 +72,7 @@ async def run_job(context: JobContext, job_id: int) -> None:
         log("job failed", job=name, job_id=job_id, attempt=attempt, retry_in=delay,
             error=str(error))  # fmt: skip
         return
-    async with context.db.engine.begin() as connection:
-        await complete(connection, job_id)
+    await complete(context.db.engine, job_id)
     logger.info("job done", job=name, job_id=job_id, attempt=attempt,
                 ms=round((time.monotonic() - started) * 1000))  # fmt: skip
 
