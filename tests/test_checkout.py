@@ -19,6 +19,7 @@ from tests.checkout_shop import (
     ADDRESS,
     checkout,
     fill_cart,
+    jobs_idle,
     new_customer,
     paid,
     runs_jobs,
@@ -46,6 +47,7 @@ async def shop(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> As
         **runs_jobs("checkout"),
     ) as made:
         yield made
+        await jobs_idle(made)  # no job is cut off mid-way when the server stops
 
 
 def codes(payload: dict[str, Any]) -> list[str]:

@@ -75,6 +75,7 @@ async def shop(
         job_redelivery_seconds=6,
     ) as made:
         yield made
+        await jobs_idle(made)  # no job is cut off mid-way when the server stops
 
 
 async def _order_pk(shop: Shop, number: str) -> int:

@@ -16,6 +16,7 @@ from tests.checkout_shop import (
     ORDER_FIELDS,
     checkout,
     fill_cart,
+    jobs_idle,
     new_customer,
     paid,
     runs_jobs,
@@ -64,6 +65,7 @@ async def shop(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> As
         **runs_jobs("orders"),
     ) as made:
         yield made
+        await jobs_idle(made)  # no job is cut off mid-way when the server stops
 
 
 async def placed(
