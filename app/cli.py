@@ -1,4 +1,5 @@
-"""The `shopgraph` command: serve, migrate, seed, export-schema, users, partners, documents, keys.
+"""The `shopgraph` command: serve, worker, migrate, seed, export-schema, users, partners,
+documents, keys.
 
 Every command exits non-zero with one clear line on stderr when input or configuration is bad.
 """
@@ -6,6 +7,7 @@ Every command exits non-zero with one clear line on stderr when input or configu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import socket
@@ -95,6 +97,37 @@ def serve(
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, argv)
+
+
+@cli.command()
+def worker() -> None:
+    """Run background jobs (production: from the Redis broker) until SIGTERM or Ctrl-C."""
+    import signal
+
+    from app.background import run_worker_process
+    from app.db.checks import check_ready
+    from app.platform.logging import configure_logging
+    from app.settings import Environment
+
+    settings = _settings()
+    if settings.redis_url is None:
+        raise CommandError(
+            "SHOPGRAPH_REDIS_URL: the worker takes jobs from Redis; without it the server "
+            "runs them itself"
+        )
+    configure_logging(level=settings.log_level, json_lines=settings.env is Environment.PRODUCTION)
+
+    async def main() -> None:
+        db = await check_ready(settings)
+        await db.dispose()
+        task = asyncio.ensure_future(run_worker_process(settings))
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

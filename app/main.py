@@ -16,6 +16,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from strawberry.schema import Schema
 
+from app.background import BackgroundJobs
 from app.context import Context
 from app.db import Database, count_statements
 from app.db.outages import database_outage
@@ -126,6 +127,7 @@ def create_app(settings: Settings) -> Starlette:
     authenticator = Authenticator(db, TokenService(settings))
     rate_limiter = build_rate_limiter(settings, redis)
     gateway = payment_gateway_for(settings)
+    jobs = BackgroundJobs(settings, db, gateway)  # the outbox relay (and in-process jobs)
     cipher = DataCipher.from_settings(settings)
     budgets = Budgets.from_settings(settings)
 
@@ -290,12 +292,14 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         draining.install()
+        await jobs.start(run_jobs=settings.runs_jobs_in_process)
         try:
             yield
         finally:
             draining.uninstall()
             # Requests stopped at their deadline may still be closing connections (<= 2 s).
             await settle_unwinding(within_seconds=3.0)
+            await jobs.stop()
             await db.dispose()
             if redis is not None:
                 await redis.aclose()
@@ -325,6 +329,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.caching = caching
     app.state.websocket = websocket
     app.state.draining = draining
+    app.state.jobs = jobs
     return app
 
 

@@ -152,6 +152,27 @@ class Settings(BaseSettings):
     mail_from: Annotated[str, AfterValidator(mailbox)] = "shopgraph <no-reply@shopgraph.localhost>"
     outbox_dir: Annotated[str, Field(min_length=1)] = "outbox"
 
+    # Background jobs (README: Background jobs). Unset: in the server (in-process broker) when
+    # there is no Redis, else in `shopgraph worker`. On: in the server also with Redis. Off
+    # without Redis: this process only writes jobs to the outbox (another runs them).
+    jobs_in_process: bool | None = None
+    jobs_stream: Annotated[str, Field(min_length=1, max_length=100)] = "shopgraph:jobs:v1"
+    job_concurrency: Annotated[int, Field(ge=1, le=1000)] = 10
+    job_max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    job_backoff_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0  # doubles per attempt
+    job_backoff_max_seconds: Annotated[float, Field(gt=0, le=86_400)] = 600.0
+    # A started job is not started elsewhere for this long (it must finish within it).
+    job_lease_seconds: Annotated[float, Field(gt=0, le=86_400)] = 120.0
+    # An unacknowledged message idle this long goes to another worker; a relayed job not
+    # done after this long is relayed again. More than the lease.
+    job_redelivery_seconds: Annotated[float, Field(gt=0, le=86_400)] = 300.0
+    outbox_relay_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    # A checkout that takes a variant's stock from above this to at most this alerts staff.
+    low_stock_threshold: Annotated[int, Field(ge=0, le=1_000_000)] = 5
+    cleanup_interval_seconds: Annotated[float, Field(gt=0, le=604_800)] = 3600.0
+    # A cart nobody changed for this long is abandoned (deleted by the clean-up job).
+    abandoned_cart_days: Annotated[int, Field(ge=1, le=3650)] = 30
+
     # Query limits, checked before execution
     max_query_depth: Annotated[int, Field(ge=1, le=100)] = 10
     max_aliases: Annotated[int, Field(ge=1, le=1000)] = 30
@@ -328,7 +349,18 @@ class Settings(BaseSettings):
         self._check_data_keys()
         if self.default_page_size > self.max_page_size:
             raise ValueError("SHOPGRAPH_DEFAULT_PAGE_SIZE: must not exceed SHOPGRAPH_MAX_PAGE_SIZE")
+        if self.job_redelivery_seconds <= self.job_lease_seconds:
+            raise ValueError(
+                "SHOPGRAPH_JOB_REDELIVERY_SECONDS: must exceed SHOPGRAPH_JOB_LEASE_SECONDS"
+            )
         return self
+
+    @property
+    def runs_jobs_in_process(self) -> bool:
+        """Whether the server itself runs the jobs (always without Redis)."""
+        if self.jobs_in_process is None:
+            return self.redis_url is None
+        return self.jobs_in_process
 
     def _check_data_keys(self) -> None:
         keys = {kid: key.get_secret_value() for kid, key in (self.data_keys or {}).items()}

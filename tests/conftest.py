@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -115,6 +116,11 @@ class Backend:
             "cache_enabled": False,
             # Each test database has its own cache keys in the shared Redis.
             "cache_key_prefix": f"shopgraph-test:{RUN_ID}:{_short_hash(self.database_url)}:",
+            # Jobs: the shared app writes them to the outbox but runs none (tests of jobs start
+            # their own apps and workers); mail in a directory of the run, a stream per database.
+            "jobs_in_process": False,
+            "outbox_dir": str(Path(tempfile.gettempdir()) / f"shopgraph-test-{RUN_ID}-outbox"),
+            "jobs_stream": f"shopgraph-test:{RUN_ID}:{_short_hash(self.database_url)}:jobs",
         }
         values.update(overrides)
         return Settings(**values)

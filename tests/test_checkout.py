@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +19,10 @@ from tests.checkout_shop import (
     ADDRESS,
     checkout,
     fill_cart,
+    jobs_idle,
     new_customer,
+    paid,
+    runs_jobs,
     stock_of,
     tables,
     variant_with_stock,
@@ -40,8 +44,10 @@ async def shop(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> As
         cache_enabled=True,
         shipping_fee_minor=SHIPPING_MINOR,
         register_max_per_ip=100_000,
+        **runs_jobs("checkout"),
     ) as made:
         yield made
+        await jobs_idle(made)  # no job is cut off mid-way when the server stops
 
 
 def codes(payload: dict[str, Any]) -> list[str]:
@@ -49,7 +55,7 @@ def codes(payload: dict[str, Any]) -> list[str]:
     return [error["code"] for error in payload["userErrors"]]
 
 
-async def test_a_checkout_makes_a_paid_order_with_server_totals_and_empties_the_cart(
+async def test_a_checkout_makes_an_order_with_server_totals_that_its_capture_job_pays(
     shop: Shop,
 ) -> None:
     # given a customer with two units of a variant in their cart
@@ -60,10 +66,11 @@ async def test_a_checkout_makes_a_paid_order_with_server_totals_and_empties_the_
     # when they check out
     payload = await checkout(buyer)
 
-    # then the order is paid, with price snapshots and totals computed by the server
+    # then the order awaits its payment's capture, with price snapshots and totals computed
+    # by the server, and the payment authorized
     assert payload["userErrors"] == []
     order = payload["order"]
-    assert order["status"] == "PAID"
+    assert order["status"] == "PENDING_PAYMENT"
     assert order["number"].startswith("SG-")
     (line,) = order["lines"]
     assert line["sku"] == variant["sku"] and line["quantity"] == 2
@@ -74,13 +81,22 @@ async def test_a_checkout_makes_a_paid_order_with_server_totals_and_empties_the_
     assert order["shipping"] == {"amount": "4.95"}
     assert Decimal(order["total"]["amount"]) == subtotal + Decimal(SHIPPING_MINOR) / 100
     assert order["shippingAddress"] == ADDRESS
-    (payment,) = order["payments"]
-    assert payment["gateway"] == "test" and payment["status"] == "CAPTURED"
-    assert payment["amount"] == order["total"]
     assert order["customer"] == {"id": to_global_id("User", buyer.user_id)}  # type: ignore[attr-defined]
     # and the stock is reserved, the cart is empty
     assert await stock_of(shop, variant) == 8
     assert (await buyer.query(MY_CART))["me"]["cart"]["lines"] == []
+    # and the capture job makes it PAID, the payment CAPTURED for the order's total
+    order = await paid(buyer, order)
+    assert order["status"] == "PAID"
+    (payment,) = order["payments"]
+    assert payment["gateway"] == "test" and payment["status"] == "CAPTURED"
+    assert payment["amount"] == order["total"]
+    history = await shop.rows(
+        "SELECT e.status FROM payment_events e JOIN payments p ON p.id = e.payment_id"
+        " JOIN orders o ON o.id = p.order_id WHERE o.number = :n ORDER BY e.id",
+        n=order["number"],
+    )
+    assert [row.status for row in history] == ["AUTHORIZED", "CAPTURED"]
 
 
 async def test_twenty_concurrent_checkouts_of_five_units_make_five_orders(shop: Shop) -> None:
@@ -142,10 +158,13 @@ async def test_a_declined_card_leaves_stock_unchanged_and_no_order(shop: Shop) -
     assert await stock_of(shop, variant) == 3
 
     # and the same key with a good card then goes through
-    assert (await checkout(buyer, payment_token="tok_success"))["order"]["status"] == "PAID"
+    order = (await checkout(buyer, payment_token="tok_success"))["order"]
+    assert (await paid(buyer, order))["status"] == "PAID"
 
 
-async def test_a_transient_capture_failure_is_retried_once_and_recorded(shop: Shop) -> None:
+async def test_a_transient_capture_failure_is_retried_with_backoff_and_recorded(
+    shop: Shop,
+) -> None:
     # given a cart
     variant = await variant_with_stock(shop, 3, offset=5)
     buyer = await new_customer(shop)
@@ -154,18 +173,24 @@ async def test_a_transient_capture_failure_is_retried_once_and_recorded(shop: Sh
     # when the gateway fails the first capture attempt
     payload = await checkout(buyer, payment_token="tok_transient")
 
-    # then the retry captured it, and the payment's history shows both attempts
-    assert payload["userErrors"] == [] and payload["order"]["status"] == "PAID"
-    (payment,) = payload["order"]["payments"]
+    # then the capture job's retry captured it, and the payment's history shows both attempts
+    assert payload["userErrors"] == [] and payload["order"]["status"] == "PENDING_PAYMENT"
+    order = await paid(buyer, payload["order"])
+    assert order["status"] == "PAID"
+    (payment,) = order["payments"]
     assert payment["status"] == "CAPTURED"
     history = await shop.rows(
-        "SELECT e.status, e.gateway_ref FROM payment_events e JOIN payments p"
+        "SELECT e.status, e.gateway_ref, e.created_at FROM payment_events e JOIN payments p"
         " ON p.id = e.payment_id JOIN orders o ON o.id = p.order_id WHERE o.number = :n"
         " ORDER BY e.id",
         n=payload["order"]["number"],
     )
     assert [row.status for row in history] == ["AUTHORIZED", "FAILED", "CAPTURED"]
     assert history[0].gateway_ref.startswith("auth_") and history[2].gateway_ref.startswith("cap_")
+    # the retry waited its backoff (JOB_BACKOFF_SECONDS for the first)
+    failed, captured = (datetime.fromisoformat(str(row.created_at)) for row in history[1:])
+    waited = (captured - failed).total_seconds()
+    assert waited >= shop.settings.job_backoff_seconds
 
 
 async def orders_of(shop: Shop, user_id: int) -> tuple[int, int]:

@@ -188,6 +188,7 @@ NONSENSE: dict[str, str] = {name: "x" for name in Settings.model_fields} | {
     "rate_limit_key_prefix": "",
     "cache_key_prefix": "",
     "outbox_dir": "",
+    "jobs_stream": "",
 }
 
 

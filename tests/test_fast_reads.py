@@ -33,7 +33,17 @@ from app.loaders.products import (
     ProductSortField,
     sort_value,
 )
-from app.models import Address, Base, Cart, CartLine, Partner, RefreshToken, TrustedDocument
+from app.models import (
+    Address,
+    Base,
+    Cart,
+    CartLine,
+    OutboxJob,
+    Partner,
+    RefreshToken,
+    TrustedDocument,
+)
+from app.models.base import utcnow
 from app.models.orders import CheckoutKey, Order, OrderLine, Payment, PaymentEvent
 from app.platform.pagination import Cursor, PageRequest
 from app.services.seed import seed_catalog
@@ -175,6 +185,15 @@ async def pg_db(
                 insert(CartLine), [{"cart_id": cart_id, "variant_id": variant_id, "quantity": 2}]
             )
             await _an_order(connection, user_id=user_id, cart_id=cart_id, variant_id=variant_id)
+            await connection.execute(
+                insert(OutboxJob),
+                [
+                    {"name": "order_mail", "key": "order-mail:1:confirmation",
+                     "payload": '{"order_id": 1, "kind": "confirmation"}', "attempts": 1,
+                     "relayed_at": utcnow(), "completed_at": utcnow(), "locked_until": None,
+                     "last_error": "MailError: the SMTP server answered 451"}
+                ],
+            )  # fmt: skip
         yield db
     finally:
         await db.dispose()

@@ -16,7 +16,10 @@ from tests.checkout_shop import (
     ORDER_FIELDS,
     checkout,
     fill_cart,
+    jobs_idle,
     new_customer,
+    paid,
+    runs_jobs,
     stock_of,
     tables,
     variant_with_stock,
@@ -55,9 +58,14 @@ mutation ($id: ID!, $status: OrderStatus!) {{
 async def shop(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Shop]:
     """A private shop, served with its caches on (as in production)."""
     async with private_shop(
-        backend, tmp_path_factory.mktemp("orders"), "orders", cache_enabled=True
+        backend,
+        tmp_path_factory.mktemp("orders"),
+        "orders",
+        cache_enabled=True,
+        **runs_jobs("orders"),
     ) as made:
         yield made
+        await jobs_idle(made)  # no job is cut off mid-way when the server stops
 
 
 async def placed(
@@ -67,7 +75,7 @@ async def placed(
     await fill_cart(buyer, variant["id"], units)
     payload = await checkout(buyer)
     assert payload["userErrors"] == [], payload
-    return payload["order"]  # type: ignore[no-any-return]
+    return await paid(buyer, payload["order"])  # type: ignore[no-any-return]
 
 
 async def test_an_order_is_read_by_its_customer_and_staff_only(shop: Shop) -> None:

@@ -15,6 +15,8 @@ from tests.checkout_shop import (
     checkout,
     fill_cart,
     new_customer,
+    paid,
+    runs_jobs,
     stock_of,
     tables,
     variant_with_stock,
@@ -37,9 +39,13 @@ mutation ($id: ID!, $status: OrderStatus!) {{
 
 @pytest.fixture(scope="module")
 async def shop(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Shop]:
-    """A private shop, served with its caches on (as in production)."""
+    """A private shop, served with its caches on (as in production), running its jobs."""
     async with private_shop(
-        backend, tmp_path_factory.mktemp("refunds"), "refunds", cache_enabled=True
+        backend,
+        tmp_path_factory.mktemp("refunds"),
+        "refunds",
+        cache_enabled=True,
+        **runs_jobs("refunds"),
     ) as made:
         yield made
 
@@ -50,7 +56,7 @@ async def paid_order(shop: Shop, variant: dict[str, Any], units: int = 2) -> dic
     await fill_cart(buyer, variant["id"], units)
     payload = await checkout(buyer)
     assert payload["userErrors"] == [], payload
-    return payload["order"]  # type: ignore[no-any-return]
+    return await paid(buyer, payload["order"])  # type: ignore[no-any-return]  # captured by its job
 
 
 async def moved(shop: Shop, order: dict[str, Any], *statuses: str) -> None:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import (
 from app.db.fast_reads import FastReader
 from app.db.sqlite import SQLiteConnector, sqlite_pragmas
 from app.db.statements import note_statement, on_statement
-from app.db.work import AfterCommit, UnitOfWork, note_write, unit_of_work
+from app.db.work import AfterCommit, JobsCommitted, UnitOfWork, note_write, unit_of_work
 from app.engine.compat import check_installed
 from app.settings import Settings
 
@@ -71,6 +71,8 @@ class Database:
     sqlite: SQLiteConnector | None = None  # opens (and at the end closes) SQLite connections
     # What committed changes go to (cache invalidation, change bus): set by app/main.py.
     after_commit: AfterCommit | None = None
+    # Told when a unit of work committed jobs (the outbox relay's kick): set by app/main.py.
+    jobs_committed: JobsCommitted | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -95,7 +97,7 @@ class Database:
 
     def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]:
         """A service's transaction; the changes it records go out after it commits (db/work.py)."""
-        return unit_of_work(self.engine, self.after_commit)
+        return unit_of_work(self.engine, self.after_commit, self.jobs_committed)
 
     def read(self) -> _ReadConnection:
         """A short AUTOCOMMIT connection for one batch of plain reads."""

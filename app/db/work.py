@@ -4,6 +4,10 @@
         row = (await work.connection.execute(update(products)...)).one()
         work.record(Change("Product", row.id), Change.listing("Product"))
 
+Jobs a unit of work `enqueue`s (app/platform/jobs.JobRequest) are written to the job
+outbox on its connection just before the commit (app/db/outbox.py), and `jobs_committed`
+(the outbox relay's kick) is told after it.
+
 The changes go to `after_commit` (cache invalidation, then the change bus; wired by
 app/main.py) only once the transaction has committed: an exception inside the block rolls
 back and publishes nothing. Forgetting to record is caught: every INSERT, UPDATE or DELETE
@@ -23,9 +27,12 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.db.outbox import write_jobs
 from app.platform.events import Change
+from app.platform.jobs import JobRequest
 
 AfterCommit = Callable[[Sequence[Change]], Awaitable[None]]
+JobsCommitted = Callable[[], None]
 
 # Tables whose rows the caches keep, and the entity whose change a write to them needs;
 # carts and orders too: never cached (viewer data), but what follows them (jobs, subscriptions) must hear.
@@ -60,10 +67,15 @@ class UnitOfWork:
     connection: AsyncConnection
     changes: list[Change] = field(default_factory=list)
     written: set[str] = field(default_factory=set)
+    jobs: list[JobRequest] = field(default_factory=list)
 
     def record(self, *changes: Change) -> None:
         """Note what this transaction changes; published after it commits."""
         self.changes.extend(changes)
+
+    def enqueue(self, *jobs: JobRequest) -> None:
+        """Ask for jobs: written to the outbox in this transaction, run after it commits."""
+        self.jobs.extend(jobs)
 
     def check(self) -> None:
         """Refuse to commit a write to a cached table whose entity recorded no change."""
@@ -100,7 +112,9 @@ def note_write(
 
 @asynccontextmanager
 async def unit_of_work(
-    engine: AsyncEngine, after_commit: AfterCommit | None
+    engine: AsyncEngine,
+    after_commit: AfterCommit | None,
+    jobs_committed: JobsCommitted | None = None,
 ) -> AsyncIterator[UnitOfWork]:
     """A transaction whose recorded changes go to `after_commit` once it has committed."""
     async with engine.connect() as connection:
@@ -110,8 +124,12 @@ async def unit_of_work(
             async with connection.begin():
                 yield work
                 work.check()
+                if work.jobs:
+                    await write_jobs(connection, work.jobs)
         finally:
             _current.reset(token)
+    if work.jobs and jobs_committed is not None:
+        jobs_committed()
     if work.changes and after_commit is not None:
         await after_commit(tuple(work.changes))
 

@@ -4,6 +4,7 @@ from app.models.accounts import Address, RefreshToken, Role, User
 from app.models.base import Base
 from app.models.carts import Cart, CartLine
 from app.models.catalog import Category, Product, ProductImage, ProductVariant, Review
+from app.models.jobs import OutboxJob
 from app.models.orders import (
     CheckoutKey,
     Order,
@@ -25,6 +26,7 @@ __all__ = [
     "Order",
     "OrderLine",
     "OrderStatus",
+    "OutboxJob",
     "Partner",
     "Payment",
     "PaymentEvent",

@@ -147,7 +147,7 @@ class OrderMutation:
         paths=_CHECKOUT_PATHS,
     )
     async def checkout(context: Context, *, input: CheckoutInput) -> Row[Any]:
-        """Buy the cart: stock is reserved for every line, the total (computed here from current prices plus SHIPPING_FEE_MINOR) is charged, the cart is emptied. Signed-in customers only. The same idempotencyKey again returns the same order and charges once."""
+        """Buy the cart: stock is reserved for every line, the total (computed here from current prices plus SHIPPING_FEE_MINOR) is authorized, the cart is emptied; the order is PENDING_PAYMENT until a background job captures the payment (then PAID, and a confirmation is mailed). Signed-in customers only. The same idempotencyKey again returns the same order and charges once."""
         assert context.viewer.user_id is not None
         address = input.shipping_address
         request = orders.CheckoutRequest(
@@ -169,6 +169,7 @@ class OrderMutation:
             user_id=context.viewer.user_id,
             request=request,
             shipping_minor=context.settings.shipping_fee_minor,
+            low_stock_threshold=context.settings.low_stock_threshold,
         )
         context.loaders.cart_lines_by_cart_id.clear_all()
         return _fresh(context, row)

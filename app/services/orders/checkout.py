@@ -1,18 +1,19 @@
-"""Checkout: a cart becomes a paid order, in one transaction, once per idempotency key.
+"""Checkout: a cart becomes an order with an authorized payment, in one transaction, once per key.
 
 In one unit of work: the cart is locked (concurrent checkouts of one cart queue), a
 known idempotency key answers with its order, the order and its idempotency record are
 inserted (the unique (customer, key) decides between concurrent requests of two carts:
 the loser waits for the winner's commit, fails, and answers with the winner's order),
 stock is reserved line by line with one conditional UPDATE each (never read, then
-written), the payment is authorized and captured at the gateway, and the cart is
-emptied. Any refusal (out of stock, declined card, bad address) raises before commit,
-so nothing is written: no order, no payment, no stock held.
+written), the payment is authorized at the gateway, and the cart is emptied. Any refusal
+(out of stock, declined card, bad address) raises before commit, so nothing is written:
+no order, no payment, no stock held.
 
-The gateway is called inside the transaction: capture is synchronous until background
-jobs exist. A `tok_transient` capture fails once; it is retried once inline, with the
-same idempotency key. Should the retry fail too, the checkout is refused and rolled back
-(the gateway's authorization then lapses unused).
+The order is PENDING_PAYMENT when checkout answers. The capture is a job (app/services/
+jobs/capture.py) written to the outbox in the same transaction, with any low-stock alert:
+they exist exactly when the order does, and run once the broker is reachable; the capture
+makes the order PAID and asks for the confirmation mail (a `tok_transient` capture fails
+its first attempt and is retried with backoff).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from app.platform.sealed_addresses import open_book_address, seal_address, seal_
 from app.services.accounts import AddressFields, address_values
 from app.services.cart.rules import cart_change, lock_cart_by_token, lock_customer_cart
 from app.services.catalog.variants import variant_changes
+from app.services.jobs.requests import capture_job, crossed_threshold, low_stock_job
 from app.services.orders import rules
 from app.services.orders.rules import (
     IdempotencyKeyReused,
@@ -84,6 +86,7 @@ async def checkout(
     user_id: int,
     request: CheckoutRequest,
     shipping_minor: int,
+    low_stock_threshold: int | None = None,
 ) -> Row[Any]:
     """Turn the customer's cart into a paid order (or, for a known key, return its order)."""
     key = _checked_key(request)
@@ -110,11 +113,25 @@ async def checkout(
                     fingerprint=seen["fingerprint"], order_id=order.id, created_at=utcnow(),
                 )
             )  # fmt: skip
-            await _reserve_stock(connection, lines)
+            left = await _reserve_stock(connection, lines)
             await _insert_lines(connection, order.id, lines)
-            await _pay(connection, gateway, order, request.payment_token, user_id=user_id, key=key)
+            payment_id = await _pay(
+                connection, gateway, order, request.payment_token, user_id=user_id, key=key
+            )
             await connection.execute(delete(cart_lines).where(cart_lines.c.cart_id == cart.id))
             work.record(rules.order_change(order.id), cart_change(cart.id))
+            # Captured by a job after the commit (the order PAID then, and its confirmation sent).
+            work.enqueue(capture_job(payment_id))
+            if low_stock_threshold is not None:
+                work.enqueue(
+                    *(
+                        low_stock_job(variant_id=line.variant_id, sku=line.sku,
+                                      stock=left[line.variant_id], order_id=order.id)
+                        for line in lines
+                        if crossed_threshold(stock_after=left[line.variant_id],
+                                             quantity=line.quantity, threshold=low_stock_threshold)
+                    )
+                )  # fmt: skip
             for line in lines:
                 work.record(*variant_changes(line.variant_id, line.product_id))
             return await rules.order_row(connection, order.id)
@@ -269,9 +286,11 @@ async def _insert_order(
     return result.one()
 
 
-async def _reserve_stock(connection: AsyncConnection, lines: Sequence[Row[Any]]) -> None:
-    """Take every line's quantity off its variant's stock; OUT_OF_STOCK naming the SKUs that lack it."""
+async def _reserve_stock(connection: AsyncConnection, lines: Sequence[Row[Any]]) -> dict[int, int]:
+    """Take every line's quantity off its variant's stock (the stock left, by variant id);
+    OUT_OF_STOCK naming the SKUs that lack it."""
     short = [line.sku for line in lines if not line.is_published]
+    left: dict[int, int] = {}
     for line in lines:
         if not line.is_published:
             continue
@@ -280,11 +299,16 @@ async def _reserve_stock(connection: AsyncConnection, lines: Sequence[Row[Any]])
             update(variants)
             .where(variants.c.id == line.variant_id, variants.c.stock >= line.quantity)
             .values(stock=variants.c.stock - line.quantity)
+            .returning(variants.c.stock)
         )
-        if taken.rowcount != 1:
+        stock = taken.scalar_one_or_none()
+        if stock is None:
             short.append(line.sku)
+        else:
+            left[line.variant_id] = stock
     if short:
         raise OutOfStock(f"Not enough stock for: {', '.join(sorted(short))}", field="cart_token")
+    return left
 
 
 async def _insert_lines(
@@ -316,34 +340,15 @@ async def _pay(
     *,
     user_id: int,
     key: str,
-) -> None:
-    """Authorize and capture the order's total; the payment and its history; the order PAID."""
+) -> int:
+    """Authorize the order's total; the payment (AUTHORIZED) and its first history step, by id."""
     # One gateway key per (customer, key, token): a retry after a decline may use another card.
     gateway_key = hashlib.sha256(f"{user_id}\x00{key}\x00{token}".encode()).hexdigest()
     amount, currency = order.total_minor, order.currency
-    history: list[tuple[PaymentStatus, str | None, str | None]] = []
     try:
         authorized = await gateway.authorize(
             amount=amount, currency=currency, token=token, idempotency_key=gateway_key
         )
-        if isinstance(authorized, Declined):
-            raise PaymentDeclined(authorized.message, field="payment_token")
-        history.append((PaymentStatus.AUTHORIZED, authorized.authorization_id, None))
-        capture_key = f"{gateway_key}:capture"
-        try:
-            captured = await gateway.capture(
-                authorization_id=authorized.authorization_id,
-                amount=amount,
-                idempotency_key=capture_key,
-            )
-        except TransientGatewayError:
-            # Once, inline, with the same key (jobs will retry with backoff later).
-            history.append((PaymentStatus.FAILED, None, "capture failed transiently; retried"))
-            captured = await gateway.capture(
-                authorization_id=authorized.authorization_id,
-                amount=amount,
-                idempotency_key=capture_key,
-            )
     except TransientGatewayError:
         raise PaymentDeclined(
             "The payment could not be completed; try again", field="payment_token"
@@ -352,35 +357,28 @@ async def _pay(
         raise IdempotencyKeyReused(
             "This idempotency key was used for another payment", field="idempotency_key"
         ) from None
-    if isinstance(captured, Declined):
-        raise PaymentDeclined(captured.message, field="payment_token")
-    history.append((PaymentStatus.CAPTURED, captured.capture_id, None))
+    if isinstance(authorized, Declined):
+        raise PaymentDeclined(authorized.message, field="payment_token")
     now = utcnow()
-    payment_id = (
+    payment_id: int = (
         await connection.execute(
             insert(payments)
             .values(
-                order_id=order.id, gateway=gateway.name, status=PaymentStatus.CAPTURED.value,
+                order_id=order.id, gateway=gateway.name, status=PaymentStatus.AUTHORIZED.value,
                 amount_minor=amount, currency=currency,
-                authorization_ref=authorized.authorization_id, capture_ref=captured.capture_id,
-                created_at=now,
+                authorization_ref=authorized.authorization_id, capture_ref=None, created_at=now,
             )
             .returning(payments.c.id)
         )
     ).scalar_one()  # fmt: skip
     await connection.execute(
-        insert(payment_events),
-        [
-            {"payment_id": payment_id, "status": status.value, "gateway_ref": ref,
-             "amount_minor": amount, "note": note, "created_at": now}
-            for status, ref, note in history
-        ],
+        insert(payment_events).values(
+            payment_id=payment_id, status=PaymentStatus.AUTHORIZED.value,
+            gateway_ref=authorized.authorization_id, amount_minor=amount, note=None,
+            created_at=now,
+        )
     )  # fmt: skip
-    await connection.execute(
-        update(orders)
-        .where(orders.c.id == order.id)
-        .values(status=OrderStatus.PAID.value, updated_at=now)
-    )
+    return payment_id
 
 
 __all__ = ["CheckoutRequest", "checkout"]

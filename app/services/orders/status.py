@@ -23,6 +23,7 @@ from app.models import OrderStatus, PaymentStatus
 from app.models.base import utcnow
 from app.platform.errors import NotFound
 from app.services.catalog.variants import variant_changes
+from app.services.jobs.requests import order_mail_job
 from app.services.locking import lock_owner
 from app.services.orders import rules
 from app.services.orders.rules import order_lines, orders, payment_events, payments, variants
@@ -81,7 +82,8 @@ async def _move(
             .order_by(order_lines.c.variant_id)
         )
     ).all()
-    if target in rules.RETURNS_STOCK:
+    # A failed payment gave the stock back already (app/services/jobs/capture.py).
+    if target in rules.RETURNS_STOCK and current is not OrderStatus.PAYMENT_FAILED:
         for line in lines:
             await connection.execute(
                 update(variants)
@@ -98,6 +100,7 @@ async def _move(
     )
     assert changed.rowcount == 1  # the row is locked: nobody moved it meanwhile
     work.record(rules.order_change(order.id))
+    work.enqueue(order_mail_job(order.id, target.value))  # in this transaction: never lost
     return await rules.order_row(connection, order.id)
 
 

@@ -1,6 +1,6 @@
 """personal data sealed: the address book encrypted, phones, the order's contact email and its search hash
 
-Revision ID: 0006_personal
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-01 17:00:00
 
@@ -19,7 +19,7 @@ from alembic import context, op
 from app.platform.crypto import DataCipher
 from app.settings import Settings, load_settings
 
-revision: str = "0006_personal"
+revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
