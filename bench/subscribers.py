@@ -57,6 +57,9 @@ def _options() -> argparse.Namespace:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--pause", type=float, default=1.0, help="Seconds between events.")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="`serve --workers` (subscribers spread over them)."
+    )
     return parser.parse_args()
 
 
@@ -74,9 +77,10 @@ def _prepare(database: str) -> str:
     return url
 
 
-def _server(database_url: str, redis_url: str, subscribers: int, log: Path) -> Server:
+def _server(database_url: str, redis_url: str, subscribers: int, workers: int, log: Path) -> Server:
     port = free_port()
-    server = Server("shopgraph", [str(SHOPGRAPH), "serve", "--port", str(port)], port, log)
+    argv = [str(SHOPGRAPH), "serve", "--port", str(port), "--workers", str(workers)]
+    server = Server("shopgraph", argv, port, log)
     env = {
         **{name: value for name, value in os.environ.items() if not name.startswith("SHOPGRAPH_")},
         "SHOPGRAPH_DATABASE_URL": database_url,
@@ -122,7 +126,7 @@ async def _measure(options: argparse.Namespace, server: Server) -> dict[str, Any
         product_id = first["products"]["edges"][0]["node"]["id"]
     print(f"server pid {server.pids[0]}", flush=True)
     await asyncio.sleep(1.0)
-    rss_before_kb = status_kb(server.pids[0], "VmRSS")
+    rss_before_kb = _rss_kb(server)
     clients = await asyncio.create_subprocess_exec(
         "node", "--experimental-websocket", "--no-warnings", str(ROOT / "bench" / "subscribers.mjs"),
         graphql, product_id, token, str(options.subscribers), str(options.events),
@@ -133,7 +137,7 @@ async def _measure(options: argparse.Namespace, server: Server) -> dict[str, Any
     ready = json.loads(await asyncio.wait_for(clients.stdout.readline(), 120))
     assert ready == {"ready": options.subscribers}, ready
     await asyncio.sleep(3.0)  # every subscription started, then idle
-    rss_idle_kb = status_kb(server.pids[0], "VmRSS")
+    rss_idle_kb = _rss_kb(server)
     cpu_before = server.cpu_seconds()
     clients.stdin.write(b"go\n")
     await clients.stdin.drain()
@@ -155,6 +159,7 @@ async def _measure(options: argparse.Namespace, server: Server) -> dict[str, Any
     await clients.wait()
     return {
         "subscribers": options.subscribers,
+        "workers": options.workers,
         "events": options.events,
         "rss_before_kb": rss_before_kb,
         "rss_idle_kb": rss_idle_kb,
@@ -168,6 +173,12 @@ async def _measure(options: argparse.Namespace, server: Server) -> dict[str, Any
         "server_cpu_ms_per_event": round(cpu_per_event_ms, 1),
         "per_event": per_event,
     }
+
+
+def _rss_kb(server: Server) -> int:
+    """Resident memory of the server's processes (with workers, the supervisor's too: it
+    does not change with the subscribers)."""
+    return sum(status_kb(pid, "VmRSS") for pid in server.pids)
 
 
 def _pct(values: list[float], percentile: int) -> float:
@@ -185,7 +196,7 @@ def main() -> None:
     print(f"preparing {options.database} (200 products)", flush=True)
     database_url = _prepare(options.database)
     log = Path("/tmp") / "shopgraph-bench-subscribers.log"
-    server = _server(database_url, options.redis_url, options.subscribers, log)
+    server = _server(database_url, options.redis_url, options.subscribers, options.workers, log)
     try:
         result = uvloop.run(_measure(options, server))
     finally:
@@ -197,7 +208,12 @@ def main() -> None:
         "memory_met": result["kb_per_idle_subscriber"] <= TARGET_KB_PER_SUBSCRIBER,
     }
     options.results.mkdir(parents=True, exist_ok=True)
-    (options.results / "subscribers.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = (
+        "subscribers.json"
+        if options.workers == 1
+        else f"subscribers-{options.workers}-workers.json"
+    )
+    (options.results / name).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

@@ -190,6 +190,11 @@ class CoalescingTransport:
             return  # the connection is gone: nothing to send it to
         self._transport.write(held[0] if len(held) == 1 else b"".join(held))
 
+    def unwrapped(self) -> asyncio.Transport:
+        """The wrapped transport, with what is held sent (the connection became a WebSocket)."""
+        self._flush()
+        return self._transport
+
     def get_write_buffer_size(self) -> int:
         """The wrapped transport's buffer plus what is held."""
         return self._transport.get_write_buffer_size() + sum(map(len, self._held))
@@ -245,6 +250,13 @@ def server_protocol(settings: Settings) -> type[HeadLimitedProtocol]:
 
 class GoingAwayWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's WebSocket protocol (websockets, sans-I/O), closing with 1001 at shutdown."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """As uvicorn's, on the bare transport: a WebSocket writes each frame once, so
+        holding it for the loop's next turn (CoalescingTransport) would only add a callback."""
+        if isinstance(transport, CoalescingTransport):
+            transport = transport.unwrapped()
+        super().connection_made(transport)
 
     def shutdown(self) -> None:
         """As uvicorn's, with code 1001 ("going away") instead of 1012."""

@@ -74,7 +74,7 @@ class WebSocketEndpoint:
             await websocket.close(CloseCode.SUBPROTOCOL_NOT_ACCEPTABLE)
             return
         await websocket.accept(subprotocol=dialect.name)
-        session = Session(self, websocket, dialect)
+        session = Session(self, websocket, dialect, send)
         self.sessions.add(session)
         try:
             await session.run()
@@ -91,9 +91,14 @@ class WebSocketEndpoint:
 class Session:
     """One WebSocket connection: its token, its operations, its timers."""
 
-    def __init__(self, endpoint: WebSocketEndpoint, websocket: WebSocket, dialect: Dialect):
+    def __init__(
+        self, endpoint: WebSocketEndpoint, websocket: WebSocket, dialect: Dialect, send: Send
+    ) -> None:
         self.endpoint = endpoint
         self.websocket = websocket
+        # Messages go to the server's ASGI `send` itself: Starlette's WebSocket would only
+        # check again, on every message of every subscriber, what `closed` tells.
+        self._asgi_send = send
         self.dialect = dialect
         self.limits = endpoint.limits
         self.authorization: str | None = None
@@ -143,7 +148,7 @@ class Session:
             return
         async with self.send_lock:
             with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-                await self.websocket.send_text(text)
+                await self._asgi_send({"type": "websocket.send", "text": text})
 
     async def _on_message(self, text: str) -> None:
         if len(text) > self.limits.max_message_bytes:
