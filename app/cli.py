@@ -232,6 +232,7 @@ def seed(
     from sqlalchemy import text
 
     from app.db.checks import check_ready
+    from app.platform.crypto import DataCipher
     from app.services.seed import DemoStaff, seed_catalog, seed_demo_staff
     from app.settings import Environment
 
@@ -250,10 +251,13 @@ def seed(
                     products=products,
                     random_seed=random_seed,
                     currency=settings.currency,
+                    cipher=DataCipher.from_settings(settings),
                 )
                 # A published password: development only, never in production.
                 if settings.env is Environment.DEVELOPMENT:
-                    staff = await seed_demo_staff(connection)
+                    staff = await seed_demo_staff(
+                        connection, cipher=DataCipher.from_settings(settings)
+                    )
         finally:
             await db.dispose()
         typer.echo(
@@ -382,7 +386,9 @@ def create_user(
     """Create a user account, e.g. the first admin."""
     from app.db.checks import check_ready
     from app.models import Role
+    from app.platform.crypto import DataCipher
     from app.platform.errors import DomainError
+    from app.platform.sealed_users import open_email
     from app.services import accounts
 
     settings = _settings()
@@ -406,7 +412,8 @@ def create_user(
             await db.dispose()
 
     user = asyncio.run(run())
-    typer.echo(f"created {role.value} {user.email} (id {user.id})")
+    email_shown = open_email(DataCipher.from_settings(settings), user.email)
+    typer.echo(f"created {role.value} {email_shown} (id {user.id})")
 
 
 def _option_name(field: str) -> str:

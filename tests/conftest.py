@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from app.db import Database, StatementCounter, count_statements
 from app.db.checks import run_migrations
 from app.main import create_app
+from app.platform.crypto import DataCipher
 from app.platform.logging import configure_logging
 from app.services.seed import seed_catalog
 from app.settings import Settings
@@ -155,7 +156,13 @@ async def backend(
     db = Database.from_settings(made.settings())
     try:
         async with db.engine.begin() as connection:
-            await seed_catalog(connection, products=SEED_PRODUCTS, random_seed=7, currency="EUR")
+            await seed_catalog(
+                connection,
+                products=SEED_PRODUCTS,
+                random_seed=7,
+                currency="EUR",
+                cipher=DataCipher.from_settings(made.settings()),
+            )
     finally:
         await db.dispose()
     return made
@@ -266,13 +273,17 @@ async def signed_in_client(
     from sqlalchemy import insert, select
 
     from app.models import RefreshToken, Role, User
+    from app.platform.sealed_users import seal_user
     from app.platform.tokens import TokenService
 
+    cipher = DataCipher.from_settings(settings)
     db = Database.from_settings(settings)
     try:
         async with db.engine.begin() as connection:
             user_id = (
-                await connection.execute(select(User.id).where(User.email == email))
+                await connection.execute(
+                    select(User.id).where(User.email_hash == cipher.search_hash(email))
+                )
             ).scalar_one_or_none()
             if user_id is None:
                 user_id = (
@@ -280,8 +291,9 @@ async def signed_in_client(
                         insert(User).returning(User.id),
                         [
                             {
-                                "email": email,
-                                "full_name": f"{role.title()} Tester",
+                                **seal_user(
+                                    cipher, email=email, full_name=f"{role.title()} Tester"
+                                ),
                                 "role": Role(role),
                             }
                         ],

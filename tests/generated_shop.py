@@ -17,6 +17,7 @@ from app.platform.crypto import DataCipher
 from app.platform.global_ids import to_global_id
 from app.platform.ratelimit import MemoryRateLimiter
 from app.platform.sealed_addresses import seal_book_address
+from app.platform.sealed_users import seal_user
 from app.services.payments.gateway import SandboxGateway
 from app.services.seed import seed_catalog
 from app.settings import Settings
@@ -50,7 +51,7 @@ async def seed_generated_shop(
     """A small catalog with one unpublished product, a customer with an address (sealed, as the
     service stores it), a staff member."""
     async with db.engine.begin() as connection:
-        await seed_catalog(connection, products=8, random_seed=11, currency="EUR")
+        await seed_catalog(connection, products=8, random_seed=11, currency="EUR", cipher=cipher)
         products = list(
             (await connection.execute(select(Product.id).order_by(Product.id))).scalars()
         )
@@ -62,13 +63,13 @@ async def seed_generated_shop(
                 insert(User).returning(User.id, sort_by_parameter_order=True),
                 [
                     {
-                        "email": "gen-customer@test.example",
-                        "full_name": "Gen Customer",
+                        **seal_user(
+                            cipher, email="gen-customer@test.example", full_name="Gen Customer"
+                        ),
                         "role": Role.CUSTOMER,
                     },
                     {
-                        "email": "gen-staff@test.example",
-                        "full_name": "Gen Staff",
+                        **seal_user(cipher, email="gen-staff@test.example", full_name="Gen Staff"),
                         "role": Role.STAFF,
                     },
                 ],

@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from app.db import Database
 from app.db.checks import run_migrations
 from app.main import create_app
+from app.platform.crypto import DataCipher
 from app.services.seed import seed_catalog
 from app.settings import Settings
 from tests.conftest import Backend, GraphQLClient, in_thread, make_backend, signed_in_client
@@ -74,7 +75,11 @@ async def private_shop(
     db = Database.from_settings(settings)
     async with db.engine.begin() as connection:
         await seed_catalog(
-            connection, products=PRIVATE_SEED_PRODUCTS, random_seed=11, currency="EUR"
+            connection,
+            products=PRIVATE_SEED_PRODUCTS,
+            random_seed=11,
+            currency="EUR",
+            cipher=DataCipher.from_settings(settings),
         )
     app = create_app(settings)
     try:

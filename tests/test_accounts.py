@@ -24,6 +24,7 @@ from app.context import Viewer
 from app.db import Database
 from app.main import create_app
 from app.models import Role, User
+from app.platform.crypto import DataCipher
 from app.platform.global_ids import to_global_id
 from app.schema.accounts import Role as RoleEnum
 from app.schema.accounts import User as UserType
@@ -321,7 +322,7 @@ async def test_an_outdated_password_hash_is_upgraded_at_sign_in(
         async with db.engine.begin() as connection:
             await connection.execute(
                 update(User)
-                .where(User.email == email)
+                .where(User.email_hash == DataCipher.from_settings(settings).search_hash(email))
                 .values(password_hash=weak_hasher.hash(PASSWORD))
             )
 
@@ -329,7 +330,11 @@ async def test_an_outdated_password_hash_is_upgraded_at_sign_in(
 
         async with db.engine.connect() as connection:
             stored = (
-                await connection.execute(select(User.password_hash).where(User.email == email))
+                await connection.execute(
+                    select(User.password_hash).where(
+                        User.email_hash == DataCipher.from_settings(settings).search_hash(email)
+                    )
+                )
             ).scalar_one()
     finally:
         await db.dispose()

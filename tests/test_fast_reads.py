@@ -45,6 +45,7 @@ from app.models import (
 )
 from app.models.base import utcnow
 from app.models.orders import CheckoutKey, Order, OrderLine, Payment, PaymentEvent
+from app.platform.crypto import DataCipher
 from app.platform.pagination import Cursor, PageRequest
 from app.services.seed import seed_catalog
 from tests.conftest import Backend, in_thread, make_backend
@@ -121,7 +122,13 @@ async def pg_db(
     db = Database.from_settings(settings)
     try:
         async with db.engine.begin() as connection:
-            await seed_catalog(connection, products=24, random_seed=3, currency="EUR")
+            await seed_catalog(
+                connection,
+                products=24,
+                random_seed=3,
+                currency="EUR",
+                cipher=DataCipher.from_settings(settings),
+            )
             user_id = (await connection.execute(select(func.min(users.c.id)))).scalar_one()
             now = datetime.now(UTC)
             await connection.execute(

@@ -149,3 +149,48 @@ async def test_0006_seals_the_address_book_and_fills_the_order_email(
         "Gartenweg 2",
         "Goslar",
     )
+
+
+async def test_0008_seals_users_and_downgrade_opens_them(
+    fresh_backend: Backend, fresh_engine: AsyncEngine
+) -> None:
+    # given a database at 0007 with a plaintext user
+    from sqlalchemy import text
+
+    from app.platform.crypto import DataCipher
+
+    settings = fresh_backend.settings()
+    in_thread(run_migrations, settings, "0007")
+    async with fresh_engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO users (id, email, full_name, role, created_at)"
+                " VALUES (1, 'ida@old.example', 'Ida Altbau', 'CUSTOMER', CURRENT_TIMESTAMP)"
+            )
+        )
+
+    # when it is migrated to the head
+    in_thread(run_migrations, settings, "head")
+    await fresh_engine.dispose()
+
+    # then the email and name are sealed (and open), and the email hash is filled
+    cipher = DataCipher.from_settings(settings)
+    async with fresh_engine.connect() as connection:
+        user = (await connection.execute(text("SELECT * FROM users"))).one()
+    assert "ida@old" not in str(tuple(user)) and "Altbau" not in str(tuple(user))
+    assert cipher.decrypt(user.email, context="users.email") == "ida@old.example"
+    assert cipher.decrypt(user.full_name, context="users.full_name") == "Ida Altbau"
+    assert user.email_hash == cipher.search_hash("ida@old.example")
+
+    # and going back to 0007 gives the plaintext back, unique and lower-cased as before
+    in_thread(_downgrade, settings, "0007")
+    await fresh_engine.dispose()
+    async with fresh_engine.connect() as connection:
+        user = (await connection.execute(text("SELECT * FROM users"))).one()
+        columns = {column["name"] for column in await connection.run_sync(_user_columns)}
+    assert (user.email, user.full_name) == ("ida@old.example", "Ida Altbau")
+    assert "email_hash" not in columns
+
+
+def _user_columns(connection: Connection) -> list[Any]:
+    return list(inspect(connection).get_columns("users"))

@@ -22,6 +22,8 @@ from app.db import Database
 from app.db.checks import run_migrations
 from app.main import create_app
 from app.models import Role, User
+from app.platform.crypto import DataCipher
+from app.platform.sealed_users import seal_user
 from tests.catalog_factory import (
     INSTANTS,
     PRICES_MINOR,
@@ -99,8 +101,11 @@ async def props_store(
             insert(User),
             [
                 {
-                    "email": f"reviewer{n}@props.example",
-                    "full_name": f"Reviewer Number{n}",
+                    **seal_user(
+                        DataCipher.from_settings(settings_),
+                        email=f"reviewer{n}@props.example",
+                        full_name=f"Reviewer Number{n}",
+                    ),
                     "role": Role.CUSTOMER,
                 }
                 for n in range(REVIEWERS)

@@ -1,4 +1,4 @@
-"""Personal data at rest: no plaintext address, phone or email in the rows; `keys rotate`.
+"""Personal data at rest: no plaintext address, phone, email or name in the rows; `keys rotate`.
 
 The shop runs with two data keys, k1 current; rotation moves every sealed value to k2
 (`shopgraph keys rotate` with SHOPGRAPH_DATA_KEY_ID=k2), after which a server holding
@@ -95,6 +95,7 @@ async def buyer_with_order(shop: Shop) -> tuple[GraphQLClient, dict[str, Any], d
 async def raw_rows(shop: Shop, user_id: int) -> dict[str, list[Any]]:
     """The user's rows of every table holding personal data, as stored."""
     return {
+        "users": await shop.rows("SELECT * FROM users WHERE id = :u", u=user_id),
         "addresses": await shop.rows("SELECT * FROM addresses WHERE user_id = :u", u=user_id),
         "orders": await shop.rows("SELECT * FROM orders WHERE user_id = :u", u=user_id),
     }
@@ -121,16 +122,18 @@ async def test_the_database_holds_no_plaintext_address_phone_or_email(shop: Shop
     raw = " ".join(str(value) for table in rows.values() for row in table for value in row).lower()
 
     # then no personal field is there in plaintext, and every sealed value names key k1
-    assert len(rows["addresses"]) == 1 and len(rows["orders"]) == 1
+    assert len(rows["addresses"]) == 1 and len(rows["orders"]) == 1 and len(rows["users"]) == 1
     for name in ("fullName", "line1", "line2", "city", "postalCode", "phone"):
         assert HOME[name].lower() not in raw, name
     assert email.lower() not in raw and email.partition("@")[0] not in raw
+    assert "tester" not in raw  # the user's full name ("Customer Tester")
     values = sealed_values(rows)
-    assert len(values) == 6 + 7  # the book's six fields; the order's six and its contact email
+    # the user's email and name; the book's six fields; the order's six and its contact email
+    assert len(values) == 2 + 6 + 7
     assert all(value.startswith("sg1.k1.") for value in values)
     # the email's search hash is HMAC-SHA256 under the hash key, not the email
     expected = hmac.new(HASH_KEY, email.lower().encode(), hashlib.sha256).hexdigest()
-    assert rows["orders"][0].email_hash == expected
+    assert rows["orders"][0].email_hash == expected and rows["users"][0].email_hash == expected
 
     # and the API reads it all back, the staff search by email included
     assert (await buyer.query(MY_BOOK))["me"]["addresses"] == [address]
@@ -206,6 +209,49 @@ async def test_shipping_address_and_address_id_together_are_refused(shop: Shop) 
     assert_unchanged(before, await snapshot_tables(shop.db), "both addresses")
 
 
+SIGNED_IN = "accessToken user { email fullName } userErrors { field code }"
+REGISTER = f"mutation ($input: RegisterInput!) {{ register(input: $input) {{ {SIGNED_IN} }} }}"
+LOGIN = f"mutation ($input: LoginInput!) {{ login(input: $input) {{ {SIGNED_IN} }} }}"
+RENAME = """
+mutation ($input: UpdateProfileInput!) { updateProfile(input: $input) { user { fullName } } }
+"""
+
+
+async def test_a_registered_user_is_sealed_and_found_by_email_in_any_case(shop: Shop) -> None:
+    # given a customer who registers with a mixed-case email
+    email, password = f"Wilma.{os.urandom(4).hex()}@Sealed.Example", "a long enough passphrase 7"
+    given = {"email": email, "password": password, "fullName": "Wilhelmine Quastenflosser"}
+    made = (await shop.anonymous.query(REGISTER, {"input": given}))["register"]
+    assert made["userErrors"] == [] and made["user"]["email"] == email.lower(), made
+
+    # then the users row holds neither the email nor the name, but the email's keyed hash
+    (row,) = await shop.rows("SELECT * FROM users WHERE email_hash = :h", h=_hash(email))
+    raw = " ".join(str(value) for value in row).lower()
+    assert email.lower() not in raw and "wilma" not in raw and "quastenflosser" not in raw
+    assert row.email.startswith("sg1.k1.") and row.full_name.startswith("sg1.k1.")
+
+    # and signing in with the email in another case works, a second account with it does not
+    upper = {"email": email.upper(), "password": password}
+    signed_in = (await shop.anonymous.query(LOGIN, {"input": upper}))["login"]
+    assert signed_in["userErrors"] == [] and signed_in["user"]["fullName"] == given["fullName"]
+    again = await shop.anonymous.query(REGISTER, {"input": {**given, "email": email.upper()}})
+    assert again["register"]["userErrors"] == [
+        {"field": ["input", "email"], "code": "ALREADY_EXISTS"}
+    ]
+    assert len(await shop.rows("SELECT id FROM users WHERE email_hash = :h", h=_hash(email))) == 1
+
+    # and a new name is sealed too, and reads back
+    me = GraphQLClient(shop.http, {"Authorization": f"Bearer {signed_in['accessToken']}"})
+    renamed = await me.query(RENAME, {"input": {"fullName": "Wilma Q. Brausewind"}})
+    assert renamed["updateProfile"]["user"] == {"fullName": "Wilma Q. Brausewind"}
+    (row,) = await shop.rows("SELECT full_name FROM users WHERE email_hash = :h", h=_hash(email))
+    assert "brausewind" not in row.full_name.lower() and row.full_name.startswith("sg1.k1.")
+
+
+def _hash(email: str) -> str:
+    return hmac.new(HASH_KEY, email.lower().encode(), hashlib.sha256).hexdigest()
+
+
 def keys_rotate(shop: Shop, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     """`shopgraph keys rotate ARGS` against the shop's database, as an operator runs it."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("SHOPGRAPH_")}
@@ -249,9 +295,11 @@ async def test_keys_rotate_moves_every_row_to_the_new_key_and_it_still_reads(sho
         f"{table}: {count} rows re-encrypted to key id k2" for table, count in to_rotate.items()
     ]
     assert all(set(keys) <= {"k2"} for keys in (await counts_by_key(shop)).values())
+    assert to_rotate["users"] >= 1  # the buyer, at least
     assert again.returncode == 0 and again.stdout.splitlines() == [
         "addresses: 0 rows re-encrypted to key id k2",
         "orders: 0 rows re-encrypted to key id k2",
+        "users: 0 rows re-encrypted to key id k2",
     ]
 
     # and a server that holds only k2 (k1 retired) reads everything through the API
@@ -266,6 +314,8 @@ async def test_keys_rotate_moves_every_row_to_the_new_key_and_it_still_reads(sho
         assert read["contactEmail"] == email and read["shippingAddress"]["phone"] == HOME["phone"]
         found = (await staff.query(BY_EMAIL, {"email": email}))["orders"]["edges"]
         assert [edge["node"]["number"] for edge in found] == [order["number"]]
+        me = (await reader.query("{ me { email fullName } }"))["me"]
+        assert me == {"email": email, "fullName": "Customer Tester"}
 
 
 async def test_readers_keep_working_while_keys_rotate(shop: Shop) -> None:
@@ -289,7 +339,7 @@ async def test_readers_keep_working_while_keys_rotate(shop: Shop) -> None:
     results = await rotation
 
     # and every row ended on k2
-    assert [r.table for r in results] == ["addresses", "orders"] and all(
+    assert [r.table for r in results] == ["addresses", "orders", "users"] and all(
         r.left == 0 for r in results
     )
     assert all(set(keys) <= {"k2"} for keys in (await counts_by_key(shop)).values())

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from app.db import Database
 from app.db.checks import run_migrations
 from app.models import Role, User
+from app.platform.crypto import DataCipher
 from app.platform.passwords import owasp_hasher
 from app.services.seed import (
     DEMO_STAFF_EMAIL,
@@ -21,6 +22,7 @@ from app.services.seed import (
     DemoStaff,
     seed_demo_staff,
 )
+from app.settings import Settings
 from tests.conftest import PRODUCTION_DATA_KEYS, _backends, in_thread, make_backend
 
 SHOPGRAPH = Path(sys.executable).parent / "shopgraph"
@@ -34,9 +36,14 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     return Database.from_settings(backend.settings())
 
 
+# The seed seals the email: the staff row is found by its search hash (development keys).
+CIPHER = DataCipher.from_settings(Settings())
+DEMO_STAFF_HASH = CIPHER.search_hash(DEMO_STAFF_EMAIL)
+
+
 async def _demo_staff(db: Database) -> DemoStaff:
     async with db.engine.begin() as connection:
-        return await seed_demo_staff(connection)
+        return await seed_demo_staff(connection, cipher=CIPHER)
 
 
 async def test_the_demo_staff_login_is_added_once_and_reported_changed(database: Database) -> None:
@@ -46,7 +53,7 @@ async def test_the_demo_staff_login_is_added_once_and_reported_changed(database:
         async with database.engine.connect() as connection:
             rows = (
                 await connection.execute(
-                    select(User.role, User.password_hash).where(User.email == DEMO_STAFF_EMAIL)
+                    select(User.role, User.password_hash).where(User.email_hash == DEMO_STAFF_HASH)
                 )
             ).all()
         assert len(rows) == 1
@@ -56,7 +63,7 @@ async def test_the_demo_staff_login_is_added_once_and_reported_changed(database:
         other = owasp_hasher().hash("another-password-entirely")
         async with database.engine.begin() as connection:
             await connection.execute(
-                update(User).where(User.email == DEMO_STAFF_EMAIL).values(password_hash=other)
+                update(User).where(User.email_hash == DEMO_STAFF_HASH).values(password_hash=other)
             )
         assert await _demo_staff(database) is DemoStaff.CHANGED
         assert DEMO_STAFF_PASSWORD not in DemoStaff.CHANGED.login_line()
@@ -64,7 +71,7 @@ async def test_the_demo_staff_login_is_added_once_and_reported_changed(database:
         async with database.engine.begin() as connection:
             await connection.execute(
                 update(User)
-                .where(User.email == DEMO_STAFF_EMAIL)
+                .where(User.email_hash == DEMO_STAFF_HASH)
                 .values(password_hash=rows[0].password_hash, role=Role.CUSTOMER)
             )
         assert await _demo_staff(database) is DemoStaff.CHANGED
@@ -89,9 +96,8 @@ def _shopgraph(workdir: Path, *args: str, **settings: str) -> subprocess.Complet
 
 def _staff_rows(workdir: Path) -> int:
     with sqlite3.connect(workdir / "seed.db") as connection:
-        (count,) = connection.execute(
-            "SELECT count(*) FROM users WHERE email = ?", (DEMO_STAFF_EMAIL,)
-        ).fetchone()
+        # The email is sealed; the seed adds no staff but the demo one.
+        (count,) = connection.execute("SELECT count(*) FROM users WHERE role = 'STAFF'").fetchone()
     return int(count)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, String
+from sqlalchemy import Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime, utcnow
@@ -35,14 +35,17 @@ class Role(StrEnum):
 
 
 class User(Base):
-    """A person with an account; email is stored lower-cased and is unique."""
+    """A person with an account; email (lower-cased) and full name sealed (sealed_users.py).
+
+    The email is unique by its keyed search hash `email_hash`, which sign-in looks up.
+    """
 
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint("email = lower(email)", name="email_lowercase"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
-    full_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(SEALED_EMAIL))
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(String(SEALED_NAME))
     role: Mapped[Role] = mapped_column(
         Enum(Role, name="user_role", native_enum=False, create_constraint=True, length=16),
         default=Role.CUSTOMER,

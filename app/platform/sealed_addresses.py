@@ -5,7 +5,8 @@ seal their personal fields with DataCipher (AES-256-GCM); the country stays plai
 decides shipping and names no one). An order also keeps the customer's email sealed in
 `contact_email`, with its keyed search hash in `email_hash` for staff search. Every value
 is bound to its column: the context is "<table>.<column>", so a value copied into another
-column does not open. `SEALED_COLUMNS` lists them all, for `shopgraph keys rotate`.
+column does not open. A user's email and full name are sealed too
+(app/platform/sealed_users.py). `SEALED_COLUMNS` lists them all, for `shopgraph keys rotate`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ CONTACT_EMAIL: Final = "contact_email"
 SEALED_COLUMNS: Final[Mapping[str, tuple[str, ...]]] = {
     "addresses": SEALED_FIELDS,
     "orders": (*(f"{_ORDER_PREFIX}{name}" for name in SEALED_FIELDS), CONTACT_EMAIL),
+    # app/platform/sealed_users.py; the email's search hash does not depend on the data key.
+    "users": ("email", "full_name"),
 }
 
 

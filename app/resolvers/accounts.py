@@ -133,7 +133,10 @@ class AccountMutation:
     async def update_profile(context: Context, *, input: UpdateProfileInput) -> Row[Any]:
         """Change the viewer's profile."""
         return await accounts.update_profile(
-            context.db, user_id=_viewer_id(context), full_name=input.full_name
+            context.db,
+            cipher=context.cipher,
+            user_id=_viewer_id(context),
+            full_name=input.full_name,
         )
 
     @mutation(

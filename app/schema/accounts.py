@@ -10,6 +10,7 @@ from sqlalchemy import Row
 
 from app.models import Role
 from app.platform.sealed_addresses import SealedAddress
+from app.platform.sealed_users import open_email, open_name
 from app.schema.cache_hints import PRIVATE
 from app.schema.cart import Cart
 from app.schema.enums import graphql_enum
@@ -84,6 +85,11 @@ class Address(Node):
         return str(self._field(info, "country"))
 
 
+def _full_name(root: Any, info: strawberry.Info) -> str:
+    # A field of its own place in the type (after id), opened from the sealed row.
+    return open_name(info.context.cipher, root.sealed_name)
+
+
 @strawberry.type(
     description="A person with an account: a customer, staff member or admin.", directives=[PRIVATE]
 )
@@ -91,8 +97,10 @@ class User(Node):
     """A user."""
 
     pk: strawberry.Private[int]
-    email_address: strawberry.Private[str]
-    full_name: str = strawberry.field(description="The user's full name.")
+    # Sealed as stored (app/platform/sealed_users.py), opened when a field is read.
+    sealed_email: strawberry.Private[str]
+    sealed_name: strawberry.Private[str]
+    full_name: str = strawberry.field(resolver=_full_name, description="The user's full name.")
     role: Role = strawberry.field(description="What the user may do.")
     created_at: datetime = strawberry.field(description="When the account was created (UTC).")
     # The caller proved in this request to be this user (signed in, registered, refreshed)
@@ -104,8 +112,8 @@ class User(Node):
         """Build from a `users` row (the password hash is not read)."""
         return cls(
             pk=row.id,
-            email_address=row.email,
-            full_name=row.full_name,
+            sealed_email=row.email,
+            sealed_name=row.full_name,
             role=Role(row.role),
             created_at=row.created_at,
             is_caller=is_caller,
@@ -115,8 +123,8 @@ class User(Node):
         description="Sign-in email, lower-cased. Only the user themself and staff may see it.",
         permission_classes=[IsSelfOrStaff],
     )
-    def email(self) -> str:
-        return self.email_address
+    def email(self, info: strawberry.Info) -> str:
+        return open_email(info.context.cipher, self.sealed_email)
 
     @strawberry.field(
         description="The address book, oldest first. Only the user themself and staff may see it.",

@@ -19,6 +19,7 @@ from app.loaders.products import (
     sort_value,
 )
 from app.platform.pagination import CursorSort, SortValue
+from app.platform.sealed_users import open_name
 from app.schema.cache_hints import CATALOG, CATEGORIES, PART_OF_PARENT, PRIVATE
 from app.schema.common import Money, MoneyRange
 from app.schema.listing import FilterArgument, ProductFilter, ProductSort, SortArgument
@@ -158,15 +159,23 @@ class ProductVariant(Node):
 class PublicProfile:
     """A public profile."""
 
-    display_name: str = strawberry.field(description="First name and initial of the last name.")
+    # The user's full name as stored (sealed); None when the user is gone.
+    sealed_name: strawberry.Private[str | None]
 
-    @classmethod
-    def from_full_name(cls, full_name: str) -> PublicProfile:
+    @strawberry.field(description="First name and initial of the last name.")
+    def display_name(self, info: strawberry.Info) -> str:
+        full_name = (
+            "" if self.sealed_name is None else open_name(info.context.cipher, self.sealed_name)
+        )
+        return self.from_full_name(full_name)
+
+    @staticmethod
+    def from_full_name(full_name: str) -> str:
         """'Jane Doe' -> 'Jane D.'"""
         parts = full_name.split()
         if len(parts) < 2:
-            return cls(display_name=full_name or "Anonymous")
-        return cls(display_name=f"{parts[0]} {parts[-1][0]}.")
+            return full_name or "Anonymous"
+        return f"{parts[0]} {parts[-1][0]}."
 
 
 @strawberry.type(description="A customer's rating and opinion of a product.", directives=[CATALOG])
@@ -200,7 +209,7 @@ class Review(Node):
     author: PublicProfile = relation(
         loader=lambda loaders: loaders.user_name_by_id,
         key=lambda review: review.user_id,
-        build=lambda row: PublicProfile.from_full_name(row.full_name if row is not None else ""),
+        build=lambda row: PublicProfile(sealed_name=row.full_name if row is not None else None),
         description="Who wrote it (display name only).",
         metadata=REVIEWS,
     )

@@ -27,7 +27,9 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.models import Category, Product, ProductImage, ProductVariant, Review, Role, User
+from app.platform.crypto import DataCipher
 from app.platform.passwords import owasp_hasher
+from app.platform.sealed_users import seal_user
 
 # Published in the README on purpose: a development shop's staff login, never seeded in
 # production (the seed command checks the environment).
@@ -145,11 +147,13 @@ class DemoStaff(StrEnum):
         return f"demo staff login: {DEMO_STAFF_EMAIL} / {DEMO_STAFF_PASSWORD}"
 
 
-async def seed_demo_staff(connection: AsyncConnection) -> DemoStaff:
+async def seed_demo_staff(connection: AsyncConnection, *, cipher: DataCipher) -> DemoStaff:
     """Add the demo staff user with the demo password if missing; say whether it still works."""
     row = (
         await connection.execute(
-            select(User.role, User.password_hash).where(User.email == DEMO_STAFF_EMAIL)
+            select(User.role, User.password_hash).where(
+                User.email_hash == cipher.search_hash(DEMO_STAFF_EMAIL)
+            )
         )
     ).one_or_none()
     hasher = owasp_hasher()
@@ -160,8 +164,7 @@ async def seed_demo_staff(connection: AsyncConnection) -> DemoStaff:
             insert(User),
             [
                 {
-                    "email": DEMO_STAFF_EMAIL,
-                    "full_name": DEMO_STAFF_NAME,
+                    **seal_user(cipher, email=DEMO_STAFF_EMAIL, full_name=DEMO_STAFF_NAME),
                     "role": Role.STAFF,
                     "password_hash": password_hash,
                 }
@@ -187,11 +190,16 @@ def slugify(text: str) -> str:
 
 
 async def seed_catalog(
-    connection: AsyncConnection, *, products: int, random_seed: int, currency: str
+    connection: AsyncConnection,
+    *,
+    products: int,
+    random_seed: int,
+    currency: str,
+    cipher: DataCipher,
 ) -> SeedReport:
     """Add whatever part of the demo catalog of `products` products is missing."""
     category_count, leaves = await _seed_categories(connection)
-    customer_count, customer_ids = await _seed_customers(connection, random_seed)
+    customer_count, customer_ids = await _seed_customers(connection, cipher, random_seed)
     existing = set((await connection.execute(select(Product.slug))).scalars())
     fake = Faker()
     product_rows: list[dict[str, Any]] = []
@@ -358,26 +366,30 @@ async def _seed_categories(
     return added, leaves
 
 
-async def _seed_customers(connection: AsyncConnection, random_seed: int) -> tuple[int, list[int]]:
+async def _seed_customers(
+    connection: AsyncConnection, cipher: DataCipher, random_seed: int
+) -> tuple[int, list[int]]:
     fake = Faker()
     fake.seed_instance(f"{random_seed}:customers")
     wanted = []
     for n in range(CUSTOMER_COUNT):
         first, last = fake.first_name(), fake.last_name()
+        email = f"{slugify(first)}.{slugify(last)}.{n + 1}@demo.shopgraph.example"
         wanted.append(
-            {
-                "email": f"{slugify(first)}.{slugify(last)}.{n + 1}@demo.shopgraph.example",
-                "full_name": f"{first} {last}",
-                "role": Role.CUSTOMER,
-            }
+            {**seal_user(cipher, email=email, full_name=f"{first} {last}"), "role": Role.CUSTOMER}
         )
-    emails = [row["email"] for row in wanted]
+    # Found by the emails' search hashes: the emails themselves are sealed.
+    hashes = [row["email_hash"] for row in wanted]
     found = set(
-        (await connection.execute(select(User.email).where(User.email.in_(emails)))).scalars()
+        (
+            await connection.execute(select(User.email_hash).where(User.email_hash.in_(hashes)))
+        ).scalars()
     )
-    missing = [row for row in wanted if row["email"] not in found]
+    missing = [row for row in wanted if row["email_hash"] not in found]
     if missing:
         await connection.execute(insert(User), missing)
-    rows = await connection.execute(select(User.email, User.id).where(User.email.in_(emails)))
-    by_email = {row.email: row.id for row in rows}
-    return len(missing), [by_email[email] for email in emails]
+    rows = await connection.execute(
+        select(User.email_hash, User.id).where(User.email_hash.in_(hashes))
+    )
+    by_hash = {row.email_hash: row.id for row in rows}
+    return len(missing), [by_hash[email_hash] for email_hash in hashes]

@@ -19,6 +19,7 @@ from app.platform.events import Change
 from app.platform.passwords import password_hasher
 from app.platform.ratelimit import RateLimiter
 from app.platform.sealed_addresses import seal_book_address
+from app.platform.sealed_users import seal_name, seal_user
 from app.platform.throttles import Bucket, FailureThrottle
 from app.services.accounts import rules
 from app.services.accounts.rules import NAME_MAX, addresses, users
@@ -56,7 +57,9 @@ async def create_user(
     email, full_name, password_hash = await _new_account(db, settings, email, password, full_name)
     try:
         async with db.unit_of_work() as work:
-            return await _insert_user(work, email, full_name, role, password_hash)
+            return await _insert_user(
+                work, DataCipher.from_settings(settings), email, full_name, role, password_hash
+            )
     except IntegrityError:
         raise _email_taken_error() from None  # registered concurrently
 
@@ -77,7 +80,14 @@ async def register(
     try:
         async with db.unit_of_work() as work:
             connection = work.connection
-            user = await _insert_user(work, email, full_name, Role.CUSTOMER, password_hash)
+            user = await _insert_user(
+                work,
+                DataCipher.from_settings(settings),
+                email,
+                full_name,
+                Role.CUSTOMER,
+                password_hash,
+            )
             return await start_session(connection, settings, user)
     except IntegrityError:
         raise _email_taken_error() from None  # registered concurrently
@@ -97,8 +107,10 @@ def registration_throttle(
     )
 
 
-async def update_profile(db: Database, *, user_id: int, full_name: str) -> Row[Any]:
-    """Change the user's full name."""
+async def update_profile(
+    db: Database, *, cipher: DataCipher, user_id: int, full_name: str
+) -> Row[Any]:
+    """Change the user's full name (sealed)."""
     full_name = rules.text(full_name, field="full_name", max_length=NAME_MAX)
     async with db.unit_of_work() as work:
         connection = work.connection
@@ -106,7 +118,7 @@ async def update_profile(db: Database, *, user_id: int, full_name: str) -> Row[A
             await connection.execute(
                 update(users)
                 .where(users.c.id == user_id)
-                .values(full_name=full_name)
+                .values(full_name=seal_name(cipher, full_name))
                 .returning(*users.c)
             )
         ).first()
@@ -185,15 +197,17 @@ async def _new_account(
     email = rules.email(email, field="email")
     full_name = rules.text(full_name, field="full_name", max_length=NAME_MAX)
     rules.check_password(password, settings=settings, field="password", email=email, name=full_name)
-    if await _email_taken(db, email):
+    if await _email_taken(db, DataCipher.from_settings(settings), email):
         raise _email_taken_error()
     password_hash = await password_hasher(settings.password_hash_concurrency).hash(password)
     return email, full_name, password_hash
 
 
-async def _email_taken(db: Database, email: str) -> bool:
+async def _email_taken(db: Database, cipher: DataCipher, email: str) -> bool:
     async with db.read() as connection:
-        found = await connection.execute(select(users.c.id).where(users.c.email == email))
+        found = await connection.execute(
+            select(users.c.id).where(users.c.email_hash == cipher.search_hash(email))
+        )
         return found.first() is not None
 
 
@@ -206,14 +220,13 @@ def _address_not_found() -> NotFound:
 
 
 async def _insert_user(
-    work: UnitOfWork, email: str, full_name: str, role: Role, password_hash: str
+    work: UnitOfWork, cipher: DataCipher, email: str, full_name: str, role: Role, password_hash: str
 ) -> Row[Any]:
     row = (
         await work.connection.execute(
             insert(users)
             .values(
-                email=email,
-                full_name=full_name,
+                **seal_user(cipher, email=email, full_name=full_name),
                 role=role,
                 password_hash=password_hash,
                 created_at=utcnow(),

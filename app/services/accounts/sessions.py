@@ -29,10 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.db import Database
 from app.models import Role
 from app.models.base import utcnow
+from app.platform.crypto import DataCipher
 from app.platform.errors import InvalidCredentials
 from app.platform.events import Change
 from app.platform.passwords import InvalidEmail, normalize_email, password_hasher
 from app.platform.ratelimit import RateLimiter
+from app.platform.sealed_users import OpenedUser
 from app.platform.throttles import Bucket, FailureThrottle
 from app.platform.tokens import TokenService
 from app.services import cart
@@ -105,7 +107,12 @@ async def login(
     if normalized is not None:
         async with db.read() as connection:
             user = (
-                await connection.execute(select(users).where(users.c.email == normalized))
+                await connection.execute(
+                    select(users).where(
+                        users.c.email_hash
+                        == DataCipher.from_settings(settings).search_hash(normalized)
+                    )
+                )
             ).first()
     hasher = password_hasher(settings.password_hash_concurrency)
     check = await hasher.verify(user.password_hash if user is not None else None, password)
@@ -196,7 +203,8 @@ async def change_password(
     client_ip: str,
 ) -> Row[Any]:
     """Replace the password after checking the current one; every other session ends."""
-    user = await rules.user(db, user_id)
+    row = await rules.user(db, user_id)
+    user = OpenedUser(DataCipher.from_settings(settings), row)
     rules.check_password(
         new_password,
         settings=settings,
@@ -223,7 +231,7 @@ async def change_password(
             refresh_tokens.c.user_id == user_id,
             refresh_tokens.c.family_id != (session_id or ""),
         )
-    return user
+    return row  # sealed, as every users row a service returns
 
 
 def login_throttle(

@@ -15,8 +15,10 @@ from typing import Any
 from sqlalchemy import Row, select
 
 from app.models import OrderStatus
+from app.platform.crypto import DataCipher
 from app.platform.mail import Mail, build_message, message_id, sender_domain
 from app.platform.money import to_decimal
+from app.platform.sealed_users import OpenedUser
 from app.services.accounts.rules import users
 from app.services.jobs.context import JobContext, JobRun
 from app.services.jobs.requests import CONFIRMATION
@@ -48,6 +50,8 @@ async def send_order_mail(context: JobContext, payload: dict[str, Any], run: Job
         ).first()
         if order is None:
             return
+        # Mailed to the customer's current email, opened from the sealed users row.
+        opened = OpenedUser(DataCipher.from_settings(context.settings), order)
         lines = (
             await connection.execute(
                 select(order_lines)
@@ -56,12 +60,12 @@ async def send_order_mail(context: JobContext, payload: dict[str, Any], run: Job
             )
         ).all()
     settings = context.settings
-    mail = render_order_mail(order, lines, kind=kind, domain=sender_domain(settings.mail_from))
+    mail = render_order_mail(opened, lines, kind=kind, domain=sender_domain(settings.mail_from))
     await context.mail.send(build_message(mail, mail_from=settings.mail_from))
 
 
 def render_order_mail(
-    order: Row[Any], lines: Sequence[Row[Any]], *, kind: str, domain: str
+    order: Row[Any] | OpenedUser, lines: Sequence[Row[Any]], *, kind: str, domain: str
 ) -> Mail:
     """The mail of one order: subject by kind, the lines and totals in text and HTML."""
     currency = order.currency

@@ -13,7 +13,9 @@ from typing import Any
 from sqlalchemy import select
 
 from app.models import Role
+from app.platform.crypto import DataCipher
 from app.platform.mail import Mail, build_message, message_id, sender_domain
+from app.platform.sealed_users import open_email
 from app.services.accounts.rules import users
 from app.services.jobs.context import JobContext, JobRun
 
@@ -34,6 +36,8 @@ async def send_low_stock_alert(context: JobContext, payload: dict[str, Any], run
         )
     if not staff:
         return
+    cipher = DataCipher.from_settings(context.settings)
+    staff = [open_email(cipher, sealed) for sealed in staff]
     sku, stock = str(payload["sku"]), int(payload["stock"])
     threshold = context.settings.low_stock_threshold
     settings = context.settings

@@ -34,6 +34,7 @@ from app.models.base import utcnow
 from app.platform.crypto import DataCipher
 from app.platform.errors import DomainError, ErrorKind, InvalidInput, NotFound
 from app.platform.sealed_addresses import open_book_address, seal_address, seal_contact_email
+from app.platform.sealed_users import open_email
 from app.services.accounts import AddressFields, address_values
 from app.services.cart.rules import cart_change, lock_cart_by_token, lock_customer_cart
 from app.services.catalog.variants import variant_changes
@@ -262,9 +263,10 @@ async def _insert_order(
     if len(currencies) != 1:
         raise InvalidInput("The cart mixes currencies", field="cart_token")
     subtotal = sum(line.price_minor * line.quantity for line in lines)
-    email = (
-        await connection.execute(select(users.c.email).where(users.c.id == user_id))
-    ).scalar_one()
+    email = open_email(
+        cipher,
+        (await connection.execute(select(users.c.email).where(users.c.id == user_id))).scalar_one(),
+    )
     now = utcnow()
     result = await connection.execute(
         insert(orders)
