@@ -637,16 +637,17 @@ def _user_schema(user: UserType) -> strawberry.Schema:
 )
 def test_user_email_is_for_the_user_themself_and_staff(viewer: Viewer, sees_email: bool) -> None:
     # Wherever a User shows up (a future Order.customer, ...), its email obeys the same rule.
+    cipher = DataCipher.from_settings(Settings())
     user = UserType(
         pk=1,
-        email_address="jane@shop.example.com",
-        full_name="Jane Doe",
+        sealed_email=cipher.encrypt("jane@shop.example.com", context="users.email"),
+        sealed_name=cipher.encrypt("Jane Doe", context="users.full_name"),
         role=RoleEnum.CUSTOMER,
         created_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
 
     result = _user_schema(user).execute_sync(
-        "{ user { fullName email } }", context_value=SimpleNamespace(viewer=viewer)
+        "{ user { fullName email } }", context_value=SimpleNamespace(viewer=viewer, cipher=cipher)
     )
 
     if sees_email:
