@@ -9,7 +9,9 @@ import pytest
 from sqlalchemy import Row, text
 
 from app.db import Database
+from app.platform.crypto import DataCipher
 from app.platform.global_ids import to_global_id
+from app.platform.sealed_users import open_name
 from app.settings import Settings
 from tests.conftest import GraphQLClient
 
@@ -423,15 +425,19 @@ async def test_price_range_and_rating_summary_match_variants_and_reviews(
 # --- reviews -----------------------------------------------------------------------------
 
 
-async def test_review_author_is_only_a_display_name(anonymous: GraphQLClient, sql: Sql) -> None:
-    # given
+async def test_review_author_is_only_a_display_name(
+    anonymous: GraphQLClient, sql: Sql, settings: Settings
+) -> None:
+    # given (the names are stored sealed)
     slug = await _most_reviewed(sql)
-    full_names = await sql.column(
+    sealed_names = await sql.column(
         "SELECT u.full_name FROM reviews r JOIN users u ON u.id = r.user_id"
         " JOIN products p ON p.id = r.product_id WHERE p.slug = :slug"
         " ORDER BY r.created_at DESC, r.id DESC LIMIT 3",
         slug=slug,
     )
+    cipher = DataCipher.from_settings(settings)
+    full_names = [open_name(cipher, name) for name in sealed_names]
 
     # when
     data = await anonymous.query(REVIEWS, {"slug": slug, "first": 3})
