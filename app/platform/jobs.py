@@ -63,6 +63,9 @@ def backoff_seconds(attempt: int, *, base: float, cap: float) -> float:
     return float(delay) * (1 + jitter)
 
 
+JOBS_STREAM_MAXLEN = 100_000
+
+
 class ReclaimingStreamBroker(RedisStreamBroker):
     """RedisStreamBroker that also claims idle unacknowledged messages when nothing new comes.
 
@@ -137,6 +140,10 @@ def build_broker(settings: Settings) -> AsyncBroker:
         consumer_id="0",  # a group made after the first messages still gets them
         xread_block=1000,
         idle_timeout=round(settings.job_redelivery_seconds * 1000),
+        # Acknowledged entries stay in a stream: trim it (approximately) so that Redis does
+        # not grow with every job ever run. An entry trimmed before it ran is not lost: the
+        # relay sends again every outbox row still not done (app/db/outbox.py).
+        maxlen=JOBS_STREAM_MAXLEN,
         max_connection_pool_size=settings.job_concurrency + 4,
         socket_connect_timeout=2.0,
         socket_timeout=10.0,  # above the blocking read's 1 s
