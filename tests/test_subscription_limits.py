@@ -219,7 +219,7 @@ async def test_the_rate_limit_refuses_subscriptions_past_the_budget(backend: Bac
             for number in range(15):  # each costs its admission charge and its cost
                 await send(socket, {"type": "subscribe", "id": str(number), "payload": payload})
             await send(socket, {"type": "subscribe", "id": "last", "payload": payload})
-            while (message := await receive(socket))["id"] != "last":
+            while (message := await receive(socket, within=30.0))["id"] != "last":
                 pass
 
     assert message["type"] == "error"
