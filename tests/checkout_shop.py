@@ -11,7 +11,7 @@ from typing import Any
 from app.platform.global_ids import to_global_id
 from tests.conftest import GraphQLClient, signed_in_client
 from tests.private_shop import Shop
-from tests.table_snapshot import Snapshot, snapshot_tables
+from tests.table_snapshot import Snapshot
 
 ERRORS = "userErrors { field message code }"
 ORDER_FIELDS = """
@@ -116,18 +116,6 @@ def runs_jobs(label: str) -> dict[str, Any]:
     return {**RUNS_JOBS, "jobs_stream": f"shopgraph-test:jobs:{label}:{uuid.uuid4().hex}"}
 
 
-async def jobs_idle(shop: Shop, *, within: float = 20.0) -> None:
-    """Wait until the shop's jobs have all run (done or failed): its tables are still then."""
-    for _ in range(int(within / 0.05)):
-        pending = await shop.value(
-            "SELECT count(*) FROM job_outbox WHERE completed_at IS NULL AND failed_at IS NULL"
-        )
-        if pending == 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{pending} jobs still pending after {within} s")
-
-
 async def paid(caller: GraphQLClient, order: Mapping[str, Any], *, within: float = 20.0) -> Any:
     """The order as `caller` reads it once its capture job made it PAID."""
     for _ in range(int(within / 0.05)):
@@ -139,11 +127,8 @@ async def paid(caller: GraphQLClient, order: Mapping[str, Any], *, within: float
 
 
 async def tables(shop: Shop) -> Snapshot:
-    """Every row of every table (tests/table_snapshot.py), to prove that nothing was written
-    (once the shop's jobs have run, when it runs them: they write tables too)."""
-    if shop.settings.runs_jobs_in_process:
-        await jobs_idle(shop)
-    return await snapshot_tables(shop.db)
+    """Every row of every table once the shop's background work is still (Shop.snapshot)."""
+    return await shop.snapshot()
 
 
 async def stock_of(shop: Shop, variant: Mapping[str, Any]) -> int:

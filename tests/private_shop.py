@@ -6,6 +6,7 @@ database; tests that create and change catalog rows get a database of their own.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -53,8 +54,32 @@ class Shop:
         return row[0]
 
     async def snapshot(self) -> Snapshot:
-        """Every row of every table (tests/table_snapshot.py), to prove that nothing was written."""
+        """Every row of every table (tests/table_snapshot.py), to prove that nothing was written,
+        taken once the server's background work is still: the outbox relay marks the rows it
+        sends (and, where the server runs its jobs, they write tables too)."""
+        await self.settle()
         return await snapshot_tables(self.db)
+
+    async def settle(self, *, within: float = 20.0) -> None:
+        """Where the server relays jobs, relay every due one now (under the relay's own lock,
+        so a round already under way ends first); where it runs them, wait until all have run."""
+        jobs = self.app.state.jobs
+        if jobs.relaying:
+            await jobs.relay.relay_once()
+        if self.settings.runs_jobs_in_process:
+            await jobs_idle(self, within=within)
+
+
+async def jobs_idle(shop: Shop, *, within: float = 20.0) -> None:
+    """Wait until the shop's jobs have all run (done or failed): its tables are still then."""
+    for _ in range(int(within / 0.05)):
+        pending = await shop.value(
+            "SELECT count(*) FROM job_outbox WHERE completed_at IS NULL AND failed_at IS NULL"
+        )
+        if pending == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{pending} jobs still pending after {within} s")
 
 
 @asynccontextmanager

@@ -14,7 +14,7 @@ from app.platform.global_ids import to_global_id
 from tests.caching_docs import UPDATE_PRODUCT
 from tests.conftest import Backend, GraphQLClient, signed_in_client
 from tests.private_shop import Shop, private_shop
-from tests.table_snapshot import Snapshot, changed_tables, snapshot_tables
+from tests.table_snapshot import Snapshot, changed_tables
 
 MAX_QUANTITY = 5
 MAX_LINES = 3
@@ -93,7 +93,7 @@ async def new_customer(shop: Shop) -> GraphQLClient:
 
 async def cart_tables(shop: Shop) -> Snapshot:
     """Every row of every table (tests/table_snapshot.py), to prove that nothing was written."""
-    return await snapshot_tables(shop.db)
+    return await shop.snapshot()
 
 
 async def add(

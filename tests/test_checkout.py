@@ -19,7 +19,6 @@ from tests.checkout_shop import (
     ADDRESS,
     checkout,
     fill_cart,
-    jobs_idle,
     new_customer,
     paid,
     runs_jobs,
@@ -28,7 +27,7 @@ from tests.checkout_shop import (
     variant_with_stock,
 )
 from tests.conftest import PRODUCTION_DATA_KEYS, Backend
-from tests.private_shop import Shop, private_shop
+from tests.private_shop import Shop, jobs_idle, private_shop
 
 SHIPPING_MINOR = 495
 MY_CART = "{ me { cart { lines { quantity } } } }"

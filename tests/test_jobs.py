@@ -31,14 +31,13 @@ from app.services.payments.gateway import SandboxGateway
 from tests.checkout_shop import (
     checkout,
     fill_cart,
-    jobs_idle,
     new_customer,
     paid,
     stock_of,
     variant_with_stock,
 )
 from tests.conftest import Backend, GraphQLClient
-from tests.private_shop import Shop, private_shop
+from tests.private_shop import Shop, jobs_idle, private_shop
 from tests.smtp_server import SmtpServer, smtp_server
 
 SHIPPING_MINOR = 495

@@ -16,7 +16,6 @@ from tests.checkout_shop import (
     ORDER_FIELDS,
     checkout,
     fill_cart,
-    jobs_idle,
     new_customer,
     paid,
     runs_jobs,
@@ -25,7 +24,7 @@ from tests.checkout_shop import (
     variant_with_stock,
 )
 from tests.conftest import Backend, GraphQLClient
-from tests.private_shop import Shop, private_shop
+from tests.private_shop import Shop, jobs_idle, private_shop
 from tests.test_partner_scopes import Partner, partner_client
 from tests.test_partners import create_partner
 

@@ -26,7 +26,7 @@ from app.services.keys import rotate_keys
 from tests.checkout_shop import ERRORS, checkout, fill_cart, new_customer, variant_with_stock
 from tests.conftest import Backend, GraphQLClient, serving_app, signed_in_client
 from tests.private_shop import Shop, private_shop
-from tests.table_snapshot import assert_unchanged, snapshot_tables
+from tests.table_snapshot import assert_unchanged
 
 K1 = base64.b64encode(bytes(range(32))).decode()
 K2 = base64.b64encode(bytes(range(100, 132))).decode()
@@ -151,7 +151,7 @@ async def test_an_updated_address_is_sealed_again_and_a_bad_phone_is_refused(sho
 
     # when it is updated, then updated with a phone that is none
     updated = await buyer.query(UPDATE_ADDRESS, {"id": address["id"], "input": moved})
-    before = await snapshot_tables(shop.db)
+    before = await shop.snapshot()
     refused = (
         await buyer.query(
             UPDATE_ADDRESS, {"id": address["id"], "input": {**HOME, "phone": "call me"}}
@@ -166,7 +166,7 @@ async def test_an_updated_address_is_sealed_again_and_a_bad_phone_is_refused(sho
     assert [(e["field"], e["code"]) for e in refused["userErrors"]] == [
         (["input", "phone"], "INVALID")
     ]
-    assert_unchanged(before, await snapshot_tables(shop.db), "bad phone")
+    assert_unchanged(before, await shop.snapshot(), "bad phone")
 
 
 async def test_someone_elses_address_is_refused_and_nothing_changes(shop: Shop) -> None:
@@ -180,33 +180,33 @@ async def test_someone_elses_address_is_refused_and_nothing_changes(shop: Shop) 
         ("remove", REMOVE_ADDRESS, {"id": theirs["id"]}, "removeAddress"),
     ]
     for name, document, variables, field in cases:
-        before = await snapshot_tables(shop.db)
+        before = await shop.snapshot()
         # when the intruder changes it
         payload = (await intruder.query(document, variables))[field]
         # then NOT_FOUND, and no table changed
         assert payload["address"] is None, name
         assert [e["code"] for e in payload["userErrors"]] == ["NOT_FOUND"], name
-        assert_unchanged(before, await snapshot_tables(shop.db), name)
+        assert_unchanged(before, await shop.snapshot(), name)
 
     # when the intruder checks out to it, then NOT_FOUND and nothing changed either
-    before = await snapshot_tables(shop.db)
+    before = await shop.snapshot()
     refused = await checkout(intruder, address=None, address_id=theirs["id"])
     assert refused["order"] is None
     assert [e["code"] for e in refused["userErrors"]] == ["NOT_FOUND"]
-    assert_unchanged(before, await snapshot_tables(shop.db), "checkout")
+    assert_unchanged(before, await shop.snapshot(), "checkout")
 
 
 async def test_shipping_address_and_address_id_together_are_refused(shop: Shop) -> None:
     buyer, address, _ = await buyer_with_order(shop)
     variant = await variant_with_stock(shop, 50, offset=2)
     await fill_cart(buyer, variant["id"], 1)
-    before = await snapshot_tables(shop.db)
+    before = await shop.snapshot()
 
     payload = await checkout(buyer, address_id=address["id"])  # and the default shippingAddress
 
     assert payload["order"] is None
     assert [e["code"] for e in payload["userErrors"]] == ["REQUIRED"]
-    assert_unchanged(before, await snapshot_tables(shop.db), "both addresses")
+    assert_unchanged(before, await shop.snapshot(), "both addresses")
 
 
 SIGNED_IN = "accessToken user { email fullName } userErrors { field code }"
@@ -361,7 +361,7 @@ async def test_keys_rotate_refuses_bad_input_with_one_line_and_changes_nothing(
 ) -> None:
     # given sealed rows (so a rotation without their key meets them)
     await buyer_with_order(shop)
-    before = await snapshot_tables(shop.db)
+    before = await shop.snapshot()
 
     # when the rotation is asked for badly
     run = keys_rotate(
@@ -373,7 +373,7 @@ async def test_keys_rotate_refuses_bad_input_with_one_line_and_changes_nothing(
     assert run.returncode != 0 and len(lines) == 1, run.stderr
     assert lines[0].startswith("error: ") and says in lines[0], lines
     assert K1 not in run.stderr and K3 not in run.stderr
-    assert_unchanged(before, await snapshot_tables(shop.db), " ".join(args))
+    assert_unchanged(before, await shop.snapshot(), " ".join(args))
 
 
 def test_every_sealed_column_is_listed_for_rotation() -> None:
