@@ -46,9 +46,15 @@ def _make_engine(
         # A stalled server or path ends in an error, not a hang: the connect and every
         # statement are bounded (bulk work such as seeding lifts the statement bound).
         statement_ms = round(settings.db_statement_timeout_seconds * 1000)
+        server_settings = {"statement_timeout": str(statement_ms)}
+        if autocommit:
+            # Reads are key lookups (`id = ANY($1)`) and keyset pages whose best plan does
+            # not depend on the values: one generic plan per prepared statement instead of
+            # PostgreSQL planning every execution again (LIMIT $1 keeps it on custom plans).
+            server_settings["plan_cache_mode"] = "force_generic_plan"
         options["connect_args"] = {
             "timeout": settings.db_connect_timeout_seconds,
-            "server_settings": {"statement_timeout": str(statement_ms)},
+            "server_settings": server_settings,
         }
     engine = create_async_engine(settings.database_url, **options)
     event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
