@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -14,6 +16,22 @@ from procs import run_checked
 
 PRODUCTS = 10_000
 RANDOM_SEED = 42
+
+# The bench database's personal-data keys. The database outlives a run, so the seed and
+# every server of every run must seal and open with the same keys; its data is synthetic,
+# so fixed keys derived from a label are fine here (never in a real deployment).
+BENCH_KEY_ID = "bench"
+
+
+def _bench_key(label: str) -> str:
+    return base64.b64encode(hashlib.sha256(f"shopgraph-bench:{label}".encode()).digest()).decode()
+
+
+KEY_ENV = {
+    "SHOPGRAPH_DATA_KEYS": f"{BENCH_KEY_ID}:{_bench_key('data')}",
+    "SHOPGRAPH_DATA_KEY_ID": BENCH_KEY_ID,
+    "SHOPGRAPH_DATA_HASH_KEY": _bench_key("hash"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +69,9 @@ async def _product_count(db: BenchDatabase) -> int | None:
     try:
         if await connection.fetchval("SELECT to_regclass('public.products')") is None:
             return None
+        sealed_with = await connection.fetchval("SELECT email FROM users LIMIT 1")
+        if sealed_with is not None and not sealed_with.startswith(f"sg1.{BENCH_KEY_ID}."):
+            return None  # sealed with other keys (an older seed): unreadable by the servers
         return int(await connection.fetchval("SELECT count(*) FROM products"))
     finally:
         await connection.close()
@@ -77,13 +98,14 @@ async def _vacuum_analyze(db: BenchDatabase) -> None:
 
 def prepare(db: BenchDatabase, shopgraph: Path, say: Callable[[str], None]) -> str:
     """Make sure the database is migrated and holds the fixed seed; returns what was done."""
-    env = {**os.environ, "SHOPGRAPH_DATABASE_URL": db.sqlalchemy_url()}
+    env = {**os.environ, **KEY_ENV, "SHOPGRAPH_DATABASE_URL": db.sqlalchemy_url()}
     count = asyncio.run(_product_count(db))
     if count == PRODUCTS:
         run_checked([str(shopgraph), "migrate"], env=env, timeout=120)
         return f"reused {db.name} ({PRODUCTS} products)"
     say(
-        f"{db.name} holds {count if count is not None else 'no'} products: recreating and seeding it"
+        f"{db.name} holds {count if count is not None else 'no'} products (or rows sealed with "
+        "other keys): recreating and seeding it"
     )
     started = time.perf_counter()
     asyncio.run(_recreate(db))

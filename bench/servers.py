@@ -8,7 +8,6 @@ bench/polyfill.cjs loaded first (`Promise.withResolvers`, `Set.prototype.union`)
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -97,12 +96,6 @@ class Servers:
     db: database.BenchDatabase
     redis_url: str
     secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
-    data_key: str = field(
-        default_factory=lambda: base64.b64encode(secrets.token_bytes(32)).decode()
-    )
-    data_hash_key: str = field(
-        default_factory=lambda: base64.b64encode(secrets.token_bytes(32)).decode()
-    )
     running: list[procs.Server] = field(default_factory=list)
 
     def flush_redis(self) -> None:
@@ -137,9 +130,8 @@ class Servers:
             **os.environ,
             "SHOPGRAPH_ENV": "production",
             "SHOPGRAPH_SECRET_KEY": self.secret_key,
-            # Production refuses to start without the personal-data keys.
-            "SHOPGRAPH_DATA_KEYS": f"bench:{self.data_key}",
-            "SHOPGRAPH_DATA_HASH_KEY": self.data_hash_key,
+            # Production refuses to start without the personal-data keys; the seed's own.
+            **database.KEY_ENV,
             "SHOPGRAPH_DEBUG": "true" if debug else "false",
             "SHOPGRAPH_DATABASE_URL": self.db.sqlalchemy_url(db_port),
             "SHOPGRAPH_CACHE_ENABLED": "false",
