@@ -12,12 +12,13 @@ is counted and shown), customers register through the server (its per-IP registr
 limit lifted, like the cost budget), carts are inserted by SQL before each run (more
 than the run can use), and afterwards the stock is restored and every order, customer
 and cart the workload made is deleted, so later workloads see the seeded database. A run
-interrupted before its clean-up is cleaned up by the next one (from the saved stock).
+interrupted before its clean-up is cleaned up by the next one (from the saved stock and customer ids).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import resource
 import secrets
@@ -41,9 +42,13 @@ EMAIL_DOMAIN = "w7.bench.example"
 # Carts inserted per second of a run: several times what one worker checks out.
 CARTS_PER_SECOND = 1_500
 SAVED_STOCK = WORK / "w7-stock.json"
+# The workload's customers by id (their emails are sealed: no SQL can find them by domain).
+SAVED_CUSTOMERS = WORK / "w7-customers.json"
 LOAD = BENCH / "checkout_load.py"
 REGISTER = """
-mutation ($input: RegisterInput!) { register(input: $input) { accessToken userErrors { code } } }
+mutation ($input: RegisterInput!) {
+  register(input: $input) { accessToken user { id } userErrors { code } }
+}
 """
 
 
@@ -68,14 +73,32 @@ async def _clean_up(db: database.BenchDatabase) -> None:
                     [int(key) for key in saved],
                     list(saved.values()),
                 )
-            customers = "SELECT id FROM users WHERE email LIKE $1"
-            pattern = f"%@{EMAIL_DOMAIN}"
-            await connection.execute(f"DELETE FROM orders WHERE user_id IN ({customers})", pattern)
-            await connection.execute("DELETE FROM users WHERE email LIKE $1", pattern)
+            customers = _saved_customers()
+            await connection.execute("DELETE FROM orders WHERE user_id = ANY($1::int[])", customers)
+            await connection.execute("DELETE FROM users WHERE id = ANY($1::int[])", customers)
             await connection.execute("DELETE FROM carts WHERE token LIKE $1", CART_PREFIX + "%")
     finally:
         await connection.close()
     SAVED_STOCK.unlink(missing_ok=True)
+    SAVED_CUSTOMERS.unlink(missing_ok=True)
+
+
+def _saved_customers() -> list[int]:
+    """The ids of the customers registered so far (by this run, or one interrupted)."""
+    if not SAVED_CUSTOMERS.exists():
+        return []
+    return [int(pk) for pk in json.loads(SAVED_CUSTOMERS.read_text(encoding="utf-8"))]
+
+
+def _save_customer(global_id: str) -> None:
+    """Add a registered customer (its User ID) to SAVED_CUSTOMERS before it can order."""
+    decoded = base64.urlsafe_b64decode(global_id + "=" * (-len(global_id) % 4)).decode()
+    type_name, _, pk = decoded.partition(":")
+    if type_name != "User":
+        raise procs.ServerFailed(f"register answered a {type_name} ID: {global_id!r}")
+    SAVED_CUSTOMERS.parent.mkdir(parents=True, exist_ok=True)
+    saved = [*_saved_customers(), int(pk)]
+    SAVED_CUSTOMERS.write_text(json.dumps(saved), encoding="utf-8")
 
 
 async def _stock_up(db: database.BenchDatabase, count: int) -> list[int]:
@@ -132,8 +155,7 @@ async def _stock_taken(db: database.BenchDatabase, variant_ids: list[int]) -> tu
             "SELECT sum(stock) FROM product_variants WHERE id = ANY($1::int[])", variant_ids
         )
         orders = await connection.fetchval(
-            "SELECT count(*) FROM orders o JOIN users u ON u.id = o.user_id WHERE u.email LIKE $1",
-            f"%@{EMAIL_DOMAIN}",
+            "SELECT count(*) FROM orders WHERE user_id = ANY($1::int[])", _saved_customers()
         )
         return STOCK * len(variant_ids) - int(left), int(orders)
     finally:
@@ -153,9 +175,11 @@ def _register(url: str, count: int) -> list[str]:
         }
         status, raw = procs.post_json(url, {"query": REGISTER, "variables": variables})
         payload = json.loads(raw) if status == 200 else {}
-        token = ((payload.get("data") or {}).get("register") or {}).get("accessToken")
-        if not token:
+        registered = (payload.get("data") or {}).get("register") or {}
+        token, user = registered.get("accessToken"), registered.get("user") or {}
+        if not token or not user.get("id"):
             raise procs.ServerFailed(f"register failed ({status}): {raw[:300]!r}")
+        _save_customer(user["id"])
         tokens.append(token)
     return tokens
 
