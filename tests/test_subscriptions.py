@@ -179,13 +179,17 @@ async def test_one_redis_subscription_per_process_whatever_the_subscribers(fleet
         pytest.skip("the embedded mode has no Redis")
     channel = f"{settings.cache_key_prefix}changes"
     variant = await pick_variant(fleet)
+    # Three documents, so three running subscriptions (identical ones would share a source).
+    documents = [
+        PRODUCT.replace(" stockQuantity", ""),
+        "subscription ($id: ID!) { productUpdated(productId: $id) { id name } }",
+        "subscription ($id: ID!) { productUpdated(productId: $id) { name } }",
+    ]
     async with contextlib.AsyncExitStack() as stack:
-        for _ in range(3):
+        for document in documents:
             session = await stack.enter_async_context(gql_session(fleet.reader, TRANSPORT_WS, None))
-            subscription = start(
-                session, PRODUCT.replace(" stockQuantity", ""), {"id": variant["product"]}
-            )
-        await until_live(subscription, fleet.caller(fleet.shop.staff), variant["product"])
+            subscription = start(session, document, {"id": variant["product"]})
+            await until_live(subscription, fleet.caller(fleet.shop.staff), variant["product"])
         redis = Redis.from_url(settings.redis_url)
         try:
             numsub = await redis.pubsub_numsub(channel)
