@@ -53,7 +53,11 @@ class BackgroundJobs:
             backoff_cap_seconds=settings.job_backoff_max_seconds,
         )
         self._tasks: list[asyncio.Task[None]] = []
-        self.relaying = False  # whether `start` started the relay (it may have no broker)
+
+    @property
+    def relaying(self) -> bool:
+        """Whether the relay runs here (`start` starts it first of its tasks, or none)."""
+        return bool(self._tasks)
 
     async def start(self, *, run_jobs: bool) -> None:
         """Connect the broker and start the relay; with `run_jobs`, the receiver and clean-up."""
@@ -68,7 +72,6 @@ class BackgroundJobs:
             logger.warning("job broker not reachable at start", error=str(error))
         self.db.jobs_committed = self.relay.kick
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{JOB_TASKS}relay"))
-        self.relaying = True
         if run_jobs:
             self._tasks.append(
                 asyncio.create_task(self._clean_up_timer(), name=f"{JOB_TASKS}clean-up")
@@ -107,7 +110,6 @@ class BackgroundJobs:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        self.relaying = False
         with contextlib.suppress(Exception):
             await asyncio.wait_for(wait_idle(self.broker), timeout=10)
         with contextlib.suppress(Exception):

@@ -18,7 +18,6 @@ interrupted before its clean-up is cleaned up by the next one (from the saved st
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import resource
 import secrets
@@ -35,6 +34,8 @@ from options import Options
 from progress import say
 from servers import BENCH, BIN, WORK, Servers, serving
 from workloads import Workload
+
+from app.platform.global_ids import decode_id_of
 
 STOCK = 1_000_000
 CART_PREFIX = "bench-w7-"
@@ -92,12 +93,8 @@ def _saved_customers() -> list[int]:
 
 def _save_customer(global_id: str) -> None:
     """Add a registered customer (its User ID) to SAVED_CUSTOMERS before it can order."""
-    decoded = base64.urlsafe_b64decode(global_id + "=" * (-len(global_id) % 4)).decode()
-    type_name, _, pk = decoded.partition(":")
-    if type_name != "User":
-        raise procs.ServerFailed(f"register answered a {type_name} ID: {global_id!r}")
     SAVED_CUSTOMERS.parent.mkdir(parents=True, exist_ok=True)
-    saved = [*_saved_customers(), int(pk)]
+    saved = [*_saved_customers(), decode_id_of(global_id, "User")]
     SAVED_CUSTOMERS.write_text(json.dumps(saved), encoding="utf-8")
 
 

@@ -57,7 +57,8 @@ class BenchDatabase:
 
 
 async def _product_count(db: BenchDatabase) -> int | None:
-    """How many products the database holds; None when it or the table does not exist."""
+    """How many products the database holds; None when it or the table does not exist, or
+    when its rows are sealed with other keys than the bench's (an older seed)."""
     admin = await asyncpg.connect(db.admin_dsn())
     try:
         exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", db.name)

@@ -11,7 +11,6 @@ from typing import Any
 from app.platform.global_ids import to_global_id
 from tests.conftest import GraphQLClient, signed_in_client
 from tests.private_shop import Shop
-from tests.table_snapshot import Snapshot
 
 ERRORS = "userErrors { field message code }"
 ORDER_FIELDS = """
@@ -124,11 +123,6 @@ async def paid(caller: GraphQLClient, order: Mapping[str, Any], *, within: float
             return now
         await asyncio.sleep(0.05)
     raise AssertionError(f"order {order['number']} still PENDING_PAYMENT after {within} s")
-
-
-async def tables(shop: Shop) -> Snapshot:
-    """Every row of every table once the shop's background work is still (Shop.snapshot)."""
-    return await shop.snapshot()
 
 
 async def stock_of(shop: Shop, variant: Mapping[str, Any]) -> int:

@@ -14,7 +14,7 @@ from app.platform.global_ids import to_global_id
 from tests.caching_docs import UPDATE_PRODUCT
 from tests.conftest import Backend, GraphQLClient, signed_in_client
 from tests.private_shop import Shop, private_shop
-from tests.table_snapshot import Snapshot, changed_tables
+from tests.table_snapshot import changed_tables
 
 MAX_QUANTITY = 5
 MAX_LINES = 3
@@ -89,11 +89,6 @@ async def new_customer(shop: Shop) -> GraphQLClient:
     """A customer of their own (their cart starts empty)."""
     email = f"cart-{uuid.uuid4().hex[:10]}@example.com"
     return await signed_in_client(shop.http, shop.settings, role="CUSTOMER", email=email)
-
-
-async def cart_tables(shop: Shop) -> Snapshot:
-    """Every row of every table (tests/table_snapshot.py), to prove that nothing was written."""
-    return await shop.snapshot()
 
 
 async def add(
@@ -291,14 +286,14 @@ async def test_signing_in_with_a_token_of_no_guest_cart_merges_nothing(
     await added(customer, variants[0]["id"], 1)
     other = await new_customer(shop)
     theirs = await added(other, variants[1]["id"], 1)
-    before = await cart_tables(shop)
+    before = await shop.snapshot()
 
     # when they sign in with an unknown token, and with the other customer's cart token
     await login(shop, email, "no-such-cart-token")
     await login(shop, email, theirs["token"])
 
     # then sign-in worked (its sessions are all it wrote) and no cart changed
-    assert changed_tables(before, await cart_tables(shop)) == ["refresh_tokens"]
+    assert changed_tables(before, await shop.snapshot()) == ["refresh_tokens"]
 
 
 async def cart_with_line(shop: Shop, caller: GraphQLClient, variant: str) -> dict[str, Any]:
@@ -316,14 +311,14 @@ async def expect_refusal(
     field: list[str],
 ) -> None:
     """The mutation answers one userError with this code and field, and no cart row changes."""
-    before = await cart_tables(shop)
+    before = await shop.snapshot()
     data = await caller.query(query, variables)
     [payload] = data.values()
     assert payload["cart"] is None, payload
     [error] = payload["userErrors"]
     assert (error["code"], error["field"]) == (code, field), error
     assert error["message"]
-    assert await cart_tables(shop) == before
+    assert await shop.snapshot() == before
 
 
 @pytest.mark.parametrize("quantity", [0, -1, MAX_QUANTITY + 1, 2**31 - 1, -(2**31)])

@@ -23,7 +23,6 @@ from tests.checkout_shop import (
     paid,
     runs_jobs,
     stock_of,
-    tables,
     variant_with_stock,
 )
 from tests.conftest import PRODUCTION_DATA_KEYS, Backend
@@ -128,7 +127,7 @@ async def test_out_of_stock_names_the_skus_and_writes_nothing(shop: Shop) -> Non
     buyer = await new_customer(shop)
     await fill_cart(buyer, plenty["id"], 1)
     await fill_cart(buyer, scarce["id"], 2)
-    before = await tables(shop)
+    before = await shop.snapshot()
 
     # when they check out
     payload = await checkout(buyer)
@@ -137,7 +136,7 @@ async def test_out_of_stock_names_the_skus_and_writes_nothing(shop: Shop) -> Non
     assert payload["order"] is None and codes(payload) == ["OUT_OF_STOCK"]
     message = payload["userErrors"][0]["message"]
     assert scarce["sku"] in message and plenty["sku"] not in message
-    assert await tables(shop) == before
+    assert await shop.snapshot() == before
 
 
 async def test_a_declined_card_leaves_stock_unchanged_and_no_order(shop: Shop) -> None:
@@ -145,7 +144,7 @@ async def test_a_declined_card_leaves_stock_unchanged_and_no_order(shop: Shop) -
     variant = await variant_with_stock(shop, 3, offset=4)
     buyer = await new_customer(shop)
     await fill_cart(buyer, variant["id"], 2)
-    before = await tables(shop)
+    before = await shop.snapshot()
 
     # when the card is declined
     payload = await checkout(buyer, payment_token="tok_declined")
@@ -153,7 +152,7 @@ async def test_a_declined_card_leaves_stock_unchanged_and_no_order(shop: Shop) -
     # then PAYMENT_DECLINED, and nothing was written: no order, no payment, stock as it was
     assert payload["order"] is None and codes(payload) == ["PAYMENT_DECLINED"]
     assert payload["userErrors"][0]["field"] == ["input", "paymentToken"]
-    assert await tables(shop) == before
+    assert await shop.snapshot() == before
     assert await stock_of(shop, variant) == 3
 
     # and the same key with a good card then goes through
@@ -296,21 +295,21 @@ async def test_every_bad_checkout_gets_a_user_error_and_changes_nothing(shop: Sh
     ]  # fmt: skip
     for name, call, code, field in cases:
         # given the tables as they are
-        before = await tables(shop)
+        before = await shop.snapshot()
         # when the bad checkout is sent
         payload = await call
         # then one userError with its code and path, and nothing changed
         assert payload["order"] is None, name
         assert codes(payload) == [code], (name, payload)
         assert payload["userErrors"][0]["field"] == field, (name, payload)
-        assert await tables(shop) == before, name
+        assert await shop.snapshot() == before, name
 
 
 async def test_a_guest_cannot_check_out(shop: Shop) -> None:
     # given a guest cart
     variant = await variant_with_stock(shop, 10, offset=10)
     token = await fill_cart(shop.anonymous, variant["id"], 1)
-    before = await tables(shop)
+    before = await shop.snapshot()
 
     # when the guest checks out
     errors = await shop.anonymous.errors(
@@ -321,7 +320,7 @@ async def test_a_guest_cannot_check_out(shop: Shop) -> None:
 
     # then they are asked to sign in, and nothing was written
     assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED"
-    assert await tables(shop) == before
+    assert await shop.snapshot() == before
 
 
 async def test_the_database_holds_no_plaintext_address(shop: Shop) -> None:
@@ -388,9 +387,9 @@ async def test_a_checkout_ships_to_an_address_of_the_book_and_not_to_someone_els
     await fill_cart(buyer, variant["id"], 1)
 
     # when they check out to the other customer's address, then to their own
-    before = await tables(shop)
+    before = await shop.snapshot()
     refused = await checkout(buyer, address=None, address_id=theirs)
-    after = await tables(shop)
+    after = await shop.snapshot()
     shipped = await checkout(buyer, address=None, address_id=mine)
 
     # then the first is NOT_FOUND (and wrote nothing), the second ships to their address
@@ -408,7 +407,7 @@ async def test_without_a_payment_gateway_every_checkout_is_declined_and_writes_n
         variant = await variant_with_stock(shop, 3)
         buyer = await new_customer(shop)
         await fill_cart(buyer, variant["id"], 1)
-        before = await tables(shop)
+        before = await shop.snapshot()
 
         # when a customer checks out with the test gateway's good token
         payload = await checkout(buyer, payment_token="tok_success")
@@ -416,7 +415,7 @@ async def test_without_a_payment_gateway_every_checkout_is_declined_and_writes_n
         # then it is declined, saying why, and nothing was written
         assert payload["order"] is None and codes(payload) == ["PAYMENT_DECLINED"]
         assert "not configured" in payload["userErrors"][0]["message"]
-        assert await tables(shop) == before
+        assert await shop.snapshot() == before
         assert await stock_of(shop, variant) == 3
 
 

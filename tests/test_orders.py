@@ -20,7 +20,6 @@ from tests.checkout_shop import (
     paid,
     runs_jobs,
     stock_of,
-    tables,
     variant_with_stock,
 )
 from tests.conftest import Backend, GraphQLClient
@@ -194,7 +193,7 @@ async def test_bad_order_changes_get_a_user_error_and_change_nothing(shop: Shop)
     ]  # fmt: skip
     for name, caller, document, variables, code, field in cases:
         # given the tables as they are
-        before = await tables(shop)
+        before = await shop.snapshot()
         # when the bad change is sent
         data = await caller.query(document, variables)
         (payload,) = data.values()
@@ -202,7 +201,7 @@ async def test_bad_order_changes_get_a_user_error_and_change_nothing(shop: Shop)
         assert payload["order"] is None, name
         assert [e["code"] for e in payload["userErrors"]] == [code], (name, payload)
         assert payload["userErrors"][0]["field"] == field, (name, payload)
-        assert await tables(shop) == before, name
+        assert await shop.snapshot() == before, name
 
 
 async def test_only_staff_update_an_order_status(shop: Shop) -> None:
@@ -210,14 +209,14 @@ async def test_only_staff_update_an_order_status(shop: Shop) -> None:
     variant = await variant_with_stock(shop, 10, offset=6)
     buyer = await new_customer(shop)
     order = await placed(shop, buyer, variant)
-    before = await tables(shop)
+    before = await shop.snapshot()
 
     # when its customer tries to move it
     errors = await buyer.errors(UPDATE_STATUS, {"id": order["id"], "status": "FULFILLED"})
 
     # then they may not, and nothing changed
     assert errors[0]["extensions"]["code"] == "FORBIDDEN"
-    assert await tables(shop) == before
+    assert await shop.snapshot() == before
 
 
 async def test_staff_list_orders_by_customer_and_status_sorted_by_total(shop: Shop) -> None:

@@ -18,7 +18,6 @@ from tests.checkout_shop import (
     paid,
     runs_jobs,
     stock_of,
-    tables,
     variant_with_stock,
 )
 from tests.conftest import Backend
@@ -112,7 +111,7 @@ async def test_every_bad_refund_gets_a_user_error_and_changes_nothing(shop: Shop
     ]
     for name, order_id, code in cases:
         # given the tables as they are
-        before = await tables(shop)
+        before = await shop.snapshot()
         # when staff refund it
         payload = (await shop.staff.query(REFUND, {"id": order_id}))["refundOrder"]
         # then one userError on orderId, and no table changed
@@ -121,7 +120,7 @@ async def test_every_bad_refund_gets_a_user_error_and_changes_nothing(shop: Shop
             name,
             payload,
         )
-        assert_unchanged(before, await tables(shop), name)
+        assert_unchanged(before, await shop.snapshot(), name)
 
     # and a refund of another type's id is INVALID
     payload = (await shop.staff.query(REFUND, {"id": to_global_id("Product", 1)}))["refundOrder"]
@@ -132,14 +131,14 @@ async def test_only_staff_refund(shop: Shop) -> None:
     # given a paid order
     variant = await variant_with_stock(shop, 10, offset=3)
     order = await paid_order(shop, variant)
-    before = await tables(shop)
+    before = await shop.snapshot()
 
     # when a customer (even another one) and a guest ask for a refund
     for caller in (shop.customer, shop.anonymous):
         errors = await caller.errors(REFUND, {"id": order["id"]})
         # then they may not
         assert errors[0]["extensions"]["code"] in {"FORBIDDEN", "UNAUTHENTICATED"}
-    assert_unchanged(before, await tables(shop), "not staff")
+    assert_unchanged(before, await shop.snapshot(), "not staff")
 
 
 async def test_a_refund_retried_after_a_lost_commit_gives_the_money_back_once(shop: Shop) -> None:
