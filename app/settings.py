@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     # Requests wait up to redis_pool_timeout_seconds for a pooled connection (not a failover).
     redis_pool_size: Annotated[int, Field(ge=1, le=1000)] = 50
     redis_pool_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 0.5
+    # The response-cache hit's one multiplexed connection (app/platform/redis_pipe.py).
+    redis_max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 1000
     redis_failover_pause_seconds: Annotated[float, Field(ge=0, le=60)] = 0.5
     secret_key: Annotated[str, Field(min_length=1)] = DEVELOPMENT_SECRET_KEY
     debug: bool | None = Field(

@@ -19,6 +19,8 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from app.platform.redis_pipe import RedisPipe
+
 needs_redis_server = pytest.mark.skipif(
     shutil.which("redis-server") is None, reason="needs redis-server"
 )
@@ -77,14 +79,19 @@ class RedisServer:
 ONE_CONNECTION: dict[str, Any] = {
     "rate_limit_key_prefix": "rl:",
     "redis_pool_size": 1,
+    "redis_max_in_flight": 1,  # the hot path's multiplexed connection (app/platform/redis_pipe.py)
     "redis_pool_timeout_seconds": 0.05,
     "redis_failover_pause_seconds": 60,
 }
 
 
-async def hold_the_only_connection(redis: Redis) -> asyncio.Task[Any]:
-    """Hold the pool's one connection with a blocking command for half a second."""
-    holder = asyncio.create_task(redis.blpop([f"held-{uuid.uuid4().hex}"], timeout=0.5))
+async def hold_the_only_connection(redis: Redis | RedisPipe) -> asyncio.Task[Any]:
+    """Hold the pool's one connection (or the pipe's one slot) with a blocking command for 0.5 s."""
+    key = f"held-{uuid.uuid4().hex}"
+    if isinstance(redis, RedisPipe):
+        holder = asyncio.ensure_future(redis.execute("BLPOP", key, 0.5))
+    else:
+        holder = asyncio.ensure_future(redis.blpop([key], timeout=0.5))
     await asyncio.sleep(0.05)
     return holder
 

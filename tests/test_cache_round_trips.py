@@ -22,6 +22,7 @@ from app.main import create_app
 from app.platform.cache import FailoverTaggedCache, RedisTaggedCache
 from app.platform.charged_read import RedisChargedReader, SequentialChargedReader
 from app.platform.ratelimit import Budget, build_rate_limiter, redis_client_from_settings
+from app.platform.redis_pipe import redis_pipe_from_settings
 from tests.conftest import Backend
 from tests.redis_server import (
     ONE_CONNECTION,
@@ -133,16 +134,17 @@ async def test_a_miss_reads_with_its_take_and_pays_the_actual_cost(
     )
 
 
-async def test_a_busy_pool_refuses_the_charged_read_instead_of_failing_over(
+async def test_a_busy_pipe_refuses_the_charged_read_instead_of_failing_over(
     backend: Backend, redis_server: RedisServer
 ) -> None:
     settings = backend.settings(redis_url=redis_server.url, **ONE_CONNECTION)
     redis = redis_client_from_settings(settings)
-    assert redis is not None
+    pipe = redis_pipe_from_settings(settings)
+    assert redis is not None and pipe is not None
     cache = FailoverTaggedCache(RedisTaggedCache(redis, prefix="c:"), pause_seconds=60)
     limiter = build_rate_limiter(settings, redis)
     reader = RedisChargedReader(
-        redis,
+        pipe,
         cache,
         bucket_prefix="rl:",
         fallback=SequentialChargedReader(limiter, cache),
@@ -151,7 +153,7 @@ async def test_a_busy_pool_refuses_the_charged_read_instead_of_failing_over(
     budget = Budget("caller", 10, 0.001)
     try:
         first = await reader.read(budget, "k", due=1, requested=2)  # loads the script
-        holder = await hold_the_only_connection(redis)  # for half a second
+        holder = await hold_the_only_connection(pipe)  # its one slot, for half a second
         with capture_logs() as logs:
             flood = await asyncio.gather(
                 *(reader.read(budget, "k", due=1, requested=2) for _ in range(30))
@@ -163,11 +165,12 @@ async def test_a_busy_pool_refuses_the_charged_read_instead_of_failing_over(
             calls = _commands(counting)["evalsha"]
     finally:
         await redis.aclose()
+        await pipe.aclose()
 
-    # refused while the pool was busy, with no failover to per-process buckets ...
+    # refused while the pipe was busy, with no failover to per-process buckets ...
     assert not any(read.bucket.allowed for read in flood)
     assert not [entry for entry in logs if "unreachable" in entry["event"]]
-    # ... and the next read was the one script again (a busy pool is no outage: no pause),
+    # ... and the next read was the one script again (a busy pipe is no outage: no pause),
     # on the shared bucket: 10 - 2 * (1 + 2)
     assert calls == 1
     assert first.bucket.allowed and after.bucket.allowed and after.snapshot is not None

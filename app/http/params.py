@@ -7,7 +7,7 @@ import functools
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from app.engine import ErrorCode
 from app.http.errors import RequestError
@@ -136,16 +136,25 @@ async def _read_limited(request: Request, limit: int) -> bytes:
         raise RequestError(
             413, f"The request body is larger than {limit} bytes", ErrorCode.PAYLOAD_TOO_LARGE
         )
+    # The ASGI messages themselves: Starlette's request.stream() is an async generator,
+    # a measurable share of a response-cache hit.
+    receive = request.receive
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise RequestError(
                 413, f"The request body is larger than {limit} bytes", ErrorCode.PAYLOAD_TOO_LARGE
             )
-        chunks.append(chunk)
-    return b"".join(chunks)
+        if chunk:
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def read_params(

@@ -22,7 +22,6 @@ import time
 from typing import NamedTuple, Protocol
 
 import structlog
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.platform.cache import GENERATION_LUA, FailoverTaggedCache, Snapshot, TaggedCache
@@ -34,6 +33,7 @@ from app.platform.ratelimit import (
     pool_exhausted,
     retry_after,
 )
+from app.platform.redis_pipe import RedisPipe
 
 logger = structlog.get_logger("shopgraph.cache")
 
@@ -160,7 +160,7 @@ class RedisChargedReader:
 
     def __init__(
         self,
-        redis: Redis,
+        pipe: RedisPipe,
         cache: FailoverTaggedCache,
         *,
         bucket_prefix: str,
@@ -175,7 +175,7 @@ class RedisChargedReader:
         store = cache.primary
         self._keys = [store.generation_key, store.sequence_key]
         self._entry_prefix = store.entry_prefix
-        self._script = redis.register_script(_CHARGED_READ)
+        self._script = pipe.register_script(_CHARGED_READ)
 
     async def read(self, budget: Budget, key: str, *, due: int, requested: int) -> ChargedRead:
         """Read `key`; take `due + price` when it is there, else `due + requested`."""
