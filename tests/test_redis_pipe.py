@@ -155,3 +155,23 @@ end
 while elapsed() < {ms} do end
 return 1
 """
+
+
+async def test_a_peer_that_does_not_speak_resp_fails_the_command_not_the_loop() -> None:
+    async def answer_garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)
+        writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")  # not Redis: a web server, say
+        await writer.drain()
+        await reader.read(100)  # held open until the client gives up
+        writer.close()
+
+    server = await asyncio.start_server(answer_garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pipe = RedisPipe(f"redis://127.0.0.1:{port}/0")
+    try:
+        with pytest.raises(RedisConnectionError, match="not RESP"):
+            await pipe.execute("PING")
+    finally:
+        await pipe.aclose()
+        server.close()
+        await server.wait_closed()

@@ -198,6 +198,7 @@ class DirectRouteApp(Starlette):
             and not scope.get("root_path")
         ):
             scope["app"] = self
+            scope.setdefault("router", self.router)  # what Starlette's router would set
             await stack(scope, receive, send)
             return
         await super().__call__(scope, receive, send)

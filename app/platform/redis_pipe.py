@@ -95,7 +95,14 @@ class _Replies(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
         answered = 0
-        while (reply := self._reader.gets()) is not False:
+        while True:
+            try:
+                reply = self._reader.gets()
+            except hiredis.ProtocolError as error:  # not RESP: nothing after it can be matched
+                self._fail(RedisConnectionError(f"Redis sent what is not RESP: {error}"))
+                return
+            if reply is False:
+                break
             if not self._waiting:  # a reply nobody asked for: the stream cannot be trusted
                 self._fail(RedisConnectionError("Redis sent a reply nobody asked for"))
                 return
