@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 
@@ -33,7 +34,7 @@ HSTS = "max-age=63072000; includeSubDomains"
 class ResponseHeadersMiddleware:
     """Tags each request with an id and adds the headers every response carries.
 
-    The id is a sane `X-Request-ID` from the client or a fresh random one; it goes into
+    The id is a sane `X-Request-ID` from the client or a fresh unique one; it goes into
     `scope["state"]["request_id"]` (logs, masked errors) and back out as `X-Request-ID`.
     Security headers are added as the response starts (HSTS only when `hsts` is on);
     a header the application already set is left as it is. It also marks in
@@ -56,6 +57,8 @@ class ResponseHeadersMiddleware:
         csp = b"content-security-policy"
         self._page_headers = [*common, (csp, GRAPHIQL_CSP.encode())]
         self._api_headers = [*common, (csp, API_CSP.encode())]
+        self._id_prefix = os.urandom(8).hex()
+        self._id_counter = itertools.count()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Tag the request, then add the headers as its response starts."""
@@ -63,8 +66,11 @@ class ResponseHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         given = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"")
-        text = given.decode("latin-1")
-        request_id = text if _VALID_REQUEST_ID.match(text) else os.urandom(16).hex()
+        text = given.decode("latin-1") if given else ""
+        if not (text and _VALID_REQUEST_ID.match(text)):
+            # Unique, not secret: a random prefix per process and a counter (no system call).
+            text = f"{self._id_prefix}{next(self._id_counter):016x}"
+        request_id = text
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         if scope["type"] != "http":
@@ -75,13 +81,16 @@ class ResponseHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}
-                html = any(
-                    name.lower() == b"content-type" and value.startswith(b"text/html")
-                    for name, value in headers
-                )
-                added = self._page_headers if html else self._api_headers
-                headers.extend(header for header in added if header[0] not in present)
+                present = set()
+                html = False
+                for name, value in headers:
+                    name = name.lower()
+                    present.add(name)
+                    if name == b"content-type" and value.startswith(b"text/html"):
+                        html = True
+                for header in self._page_headers if html else self._api_headers:
+                    if header[0] not in present:
+                        headers.append(header)
                 headers.append(tag)
                 message["headers"] = headers
                 state[RESPONSE_STARTED] = True

@@ -214,6 +214,19 @@ class CoalescingTransport:
         self._held = []
         self._transport.abort()
 
+    # What uvicorn calls on every request, defined here: `__getattr__` is the slow way.
+    def is_closing(self) -> bool:
+        """The wrapped transport's."""
+        return self._transport.is_closing()
+
+    def pause_reading(self) -> None:
+        """The wrapped transport's."""
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """The wrapped transport's."""
+        self._transport.resume_reading()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
