@@ -210,10 +210,6 @@ class RedisPipe:
             replies = await self._slot()
         return await replies.send(_pack(args), self._command_timeout)
 
-    async def ping(self) -> None:
-        """Raise when Redis does not answer."""
-        await self.execute("PING")
-
     async def aclose(self) -> None:
         """Close the connection (what is in flight fails)."""
         if self._replies is not None:
@@ -247,7 +243,7 @@ class RedisPipe:
                 replies.connection_made(transport)
                 for command in self._handshake:
                     await replies.send(_pack(command), self._connect_timeout)
-        except (OSError, TimeoutError) as error:
+        except OSError as error:  # TimeoutError (asyncio.timeout's) is one too
             replies.close()
             raise RedisConnectionError(f"Cannot connect to Redis: {error}") from error
         except ResponseError:
